@@ -1,0 +1,144 @@
+/* libsoundcard: share one sound card, owned by soundcardd, between processes.
+ *
+ * Functions return 0 (or a count) on success and a negative error code on
+ * failure: SC_E… below, or a negative errno value where one fits.
+ * sc_strerror() says what a code means and sc_last_error() what exactly went
+ * wrong in this thread's last failed call.  No function prints. */
+#ifndef SOUNDCARD_SOUNDCARD_H
+#define SOUNDCARD_SOUNDCARD_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sc_client sc_client;
+typedef struct sc_stream sc_stream;
+typedef struct sc_device_info sc_device_info;
+typedef struct sc_server_info sc_server_info;
+
+enum {
+    SC_ENOSERVER = -2000,   /* no daemon answers at the socket path */
+    SC_EDISCONNECTED,       /* the daemon closed the connection */
+    SC_EPROTOCOL,           /* the daemon's reply made no sense */
+    SC_EUNSUPPORTED,        /* not supported (yet) by this library or daemon */
+    SC_ESTOPPED,            /* the stream is not running and the call would wait */
+    SC_EBADREQUEST,         /* daemon: bad_request */
+    SC_EVERSION,            /* daemon: unsupported_version */
+    SC_EUNKNOWNOP,          /* daemon: unknown_op */
+    SC_ENOTFOUND,           /* daemon: not_found */
+    SC_EINVALSTATE,         /* daemon: invalid_state */
+    SC_ELIMIT,              /* daemon: limit */
+    SC_EDENIED,             /* daemon: denied */
+    SC_EBACKEND,            /* daemon: backend */
+    SC_EINTERNAL,           /* daemon: internal */
+};
+
+typedef enum { SC_FLOAT32, SC_INT32, SC_INT24, SC_INT16, SC_INT8, SC_UINT8 } sc_format;
+enum { SC_CONTINUE = 0, SC_COMPLETE = 1, SC_ABORT = 2 };              /* callback returns */
+enum { SC_INPUT_UNDERFLOW = 1, SC_INPUT_OVERFLOW = 2, SC_OUTPUT_UNDERFLOW = 4,
+       SC_OUTPUT_OVERFLOW = 8, SC_PRIMING_OUTPUT = 16 };               /* callback status */
+
+typedef struct { double input_adc_time, current_time, output_dac_time; } sc_time_info;
+typedef int (*sc_callback)(const void *input, void *output, unsigned long frames,
+                           const sc_time_info *time, unsigned status, void *userdata);
+
+typedef struct {
+    const char *name;            /* shown in stats; NULL: program name        */
+    int device;                  /* -1: default                              */
+    int input_channels;          /* 0: no input                              */
+    int output_channels;         /* 0: no output                             */
+    sc_format format;            /* sample format the application uses       */
+    double samplerate;           /* 0: the card's rate                       */
+    unsigned long blocksize;     /* frames per read/write/callback; 0: any   */
+    double latency;              /* seconds; 0: lowest the card allows       */
+    sc_callback callback;        /* NULL: blocking read/write mode           */
+    void *userdata;
+    void (*finished)(void *userdata); /* called once when a callback stream ends */
+} sc_stream_params;
+
+typedef struct {            /* counters since the stream was opened */
+    uint64_t frames;        /* frames the card has played/captured for it */
+    uint64_t underruns;     /* periods it had too little output for */
+    uint64_t overruns;      /* periods its capture ring was full */
+    uint64_t clipped;       /* its samples clipped in the mix */
+    float peak;             /* its peak |sample| in the last period */
+    uint32_t id;            /* the daemon's id for the stream */
+} sc_stream_stats;
+
+struct sc_device_info {
+    int index;
+    char name[128];
+    char api[32];                    /* host API: "dummy", "ALSA", "JACK"… */
+    int max_input_channels;
+    int max_output_channels;
+    double default_samplerate;
+    double default_low_input_latency;   /* seconds */
+    double default_low_output_latency;
+    double default_high_input_latency;
+    double default_high_output_latency;
+    int is_default_input;
+    int is_default_output;
+};
+
+struct sc_server_info {
+    char version[32];        /* soundcardd's version */
+    char backend[16];        /* "dummy", "portaudio", "jack" */
+    char device[128];        /* the card it owns */
+    double samplerate;
+    unsigned long period;    /* frames per engine cycle */
+    int channels;            /* the card's channel count (input and output) */
+    int clients;
+    int streams;
+    uint64_t xruns;          /* the card's own xruns (late engine cycles) */
+    double load;             /* engine time / period time, last second, 0..1 */
+    int realtime;            /* 1: the engine thread runs SCHED_FIFO */
+    int rt_priority;
+    double input_latency;    /* seconds, the card's own */
+    double output_latency;
+};
+
+const char *sc_version(void);
+const char *sc_strerror(int err);
+/* What went wrong in this thread's last failed call, in words (the daemon's
+ * message, the socket path tried…); "" when nothing failed yet. */
+const char *sc_last_error(void);
+void sc_stream_params_init(sc_stream_params *p);   /* sane defaults */
+
+/* The socket path the library uses when given NULL: $SOUNDCARD_SOCKET, else
+ * $XDG_RUNTIME_DIR/soundcard/socket, else /run/soundcard/socket. */
+const char *sc_default_socket_path(void);
+
+int  sc_client_open(sc_client **out, const char *socket_path /* NULL: default */, const char *name);
+void sc_client_close(sc_client *c);
+/* Send one raw protocol request (a JSON object without "id"; the library adds
+ * it) and return the reply line in *reply (malloc'ed, caller frees).  Returns
+ * 0 for an ok reply, the SC_E… code of an error reply (the reply is still
+ * returned), or another negative code.  For tools that speak ops the typed API
+ * does not cover (stats, stream.set on others' streams). */
+int  sc_client_request(sc_client *c, const char *request_json, char **reply);
+
+int  sc_device_count(sc_client *c);
+int  sc_get_device_info(sc_client *c, int index, sc_device_info *out);
+int  sc_get_server_info(sc_client *c, sc_server_info *out);
+
+int  sc_stream_open(sc_client *c, const sc_stream_params *p, sc_stream **out);
+int  sc_stream_start(sc_stream *s);
+int  sc_stream_stop(sc_stream *s);     /* plays what was written, then stops */
+int  sc_stream_abort(sc_stream *s);    /* stops now */
+int  sc_stream_close(sc_stream *s);
+long sc_stream_read(sc_stream *s, void *buf, unsigned long frames);        /* blocks; frames read or <0 */
+long sc_stream_write(sc_stream *s, const void *buf, unsigned long frames); /* blocks; frames written or <0 */
+long sc_stream_read_available(sc_stream *s);
+long sc_stream_write_available(sc_stream *s);
+int  sc_stream_is_active(sc_stream *s);
+double sc_stream_time(sc_stream *s);                  /* stream clock, seconds */
+int  sc_stream_latency(sc_stream *s, double *input, double *output);
+int  sc_stream_set_gain(sc_stream *s, float gain);
+int  sc_stream_get_stats(sc_stream *s, sc_stream_stats *out); /* frames, underruns, overruns, clipped */
+
+#ifdef __cplusplus
+}
+#endif
+#endif

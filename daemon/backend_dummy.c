@@ -1,0 +1,184 @@
+/* The dummy card: no hardware, paced by clock_nanosleep(TIMER_ABSTIME) on
+ * CLOCK_MONOTONIC.  Its input comes from a capture_source; its output goes
+ * nowhere (the engine's tap can record it).  It behaves like a card with one
+ * period of buffering each way: input reaches the engine one period after
+ * it was captured, output is heard one period after the engine wrote it. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backend.h"
+#include "capture_source.h"
+#include "realtime.h"
+
+struct backend {
+    struct backend_config config;
+    backend_process_fn process;
+    void *ctx;
+    struct capture_source *capture;
+    float *in, *out;
+    pthread_t thread;
+    bool thread_started;
+    _Atomic bool running;
+    _Atomic bool realtime;
+    uint64_t xruns;
+};
+
+static int64_t timespec_ns(const struct timespec *ts)
+{
+    return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+}
+
+static struct timespec ns_timespec(int64_t ns)
+{
+    return (struct timespec){ .tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000 };
+}
+
+static void *card_thread(void *arg)
+{
+    struct backend *b = arg;
+    int64_t period_ns = (int64_t)b->config.period * 1000000000 / b->config.rate;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t next = timespec_ns(&ts);
+    /* Frames are counted, not times accumulated, so the clock never drifts. */
+    int64_t origin = next;
+    uint64_t period_count = 0;
+    while (atomic_load_explicit(&b->running, memory_order_relaxed)) {
+        ts = ns_timespec(next);
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+            ;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        if (timespec_ns(&ts) - next > period_ns) {
+            /* Woke more than a period late: a real card would have xrun.
+             * Skip the lost time instead of racing to catch up. */
+            b->xruns++;
+            origin = timespec_ns(&ts);
+            period_count = 0;
+            next = origin;
+        }
+        capture_source_fill(b->capture, b->in, b->config.period);
+        struct backend_time t = {
+            .period_time_ns = next,
+            .adc_time_ns = next - period_ns,
+            .dac_time_ns = next + period_ns,
+            .xruns = b->xruns,
+        };
+        b->process(b->ctx, b->in, b->out, b->config.period, &t);
+        capture_source_played(b->capture, b->out, b->config.period);
+        period_count++;
+        next = origin + (int64_t)(period_count * b->config.period * 1000000000ull / b->config.rate);
+    }
+    return NULL;
+}
+
+static void dummy_close(struct backend *b)
+{
+    if (!b)
+        return;
+    capture_source_close(b->capture);
+    free(b->in);
+    free(b->out);
+    free(b);
+}
+
+static int dummy_open(struct backend **out, const struct backend_config *config,
+                      backend_process_fn process, void *ctx, char *err, size_t err_len)
+{
+    if (config->device && strcmp(config->device, "dummy") != 0 && strcmp(config->device, "0") != 0) {
+        snprintf(err, err_len, "dummy backend: no device '%s' (it has one: 'dummy', index 0)",
+                 config->device);
+        return -ENODEV;
+    }
+    struct backend *b = calloc(1, sizeof(*b));
+    if (!b) {
+        snprintf(err, err_len, "out of memory");
+        return -ENOMEM;
+    }
+    b->config = *config;
+    b->process = process;
+    b->ctx = ctx;
+    b->in = calloc((size_t)config->period * config->channels, sizeof(float));
+    b->out = calloc((size_t)config->period * config->channels, sizeof(float));
+    b->capture = capture_source_open(config->capture, config->rate, config->channels,
+                                     config->period, err, err_len);
+    if (!b->in || !b->out || !b->capture) {
+        if (!b->capture && !err[0])
+            snprintf(err, err_len, "out of memory");
+        dummy_close(b);
+        return -EINVAL;
+    }
+    *out = b;
+    return 0;
+}
+
+static int dummy_start(struct backend *b)
+{
+    atomic_store(&b->running, true);
+    /* Ask for SCHED_FIFO at creation, so whether we got it is known now;
+     * where the system refuses, run at normal priority. */
+    bool rt = realtime_create_thread(&b->thread, b->config.rt_priority, card_thread, b);
+    if (!rt && pthread_create(&b->thread, NULL, card_thread, b) != 0) {
+        atomic_store(&b->running, false);
+        return -EAGAIN;
+    }
+    atomic_store(&b->realtime, rt);
+    b->thread_started = true;
+    return 0;
+}
+
+static void dummy_stop(struct backend *b)
+{
+    if (!b->thread_started)
+        return;
+    atomic_store(&b->running, false);
+    pthread_join(b->thread, NULL);
+    b->thread_started = false;
+}
+
+static void dummy_info(struct backend *b, struct backend_info *info)
+{
+    snprintf(info->device, sizeof(info->device), "dummy");
+    info->rate = b->config.rate;
+    info->period = b->config.period;
+    info->channels = b->config.channels;
+    info->input_latency = (double)b->config.period / b->config.rate;
+    info->output_latency = info->input_latency;
+    info->realtime = atomic_load(&b->realtime);
+    info->rt_priority = info->realtime ? b->config.rt_priority : 0;
+}
+
+static int dummy_list_devices(struct backend *b, struct backend_device *out, int max)
+{
+    if (max > 0) {
+        double latency = (double)b->config.period / b->config.rate;
+        out[0] = (struct backend_device){
+            .name = "dummy",
+            .api = "dummy",
+            .max_input_channels = (int)b->config.channels,
+            .max_output_channels = (int)b->config.channels,
+            .default_samplerate = b->config.rate,
+            .low_input_latency = latency,
+            .low_output_latency = latency,
+            .high_input_latency = 4 * latency,
+            .high_output_latency = 4 * latency,
+            .is_default_input = true,
+            .is_default_output = true,
+        };
+    }
+    return 1;
+}
+
+const struct backend_ops backend_dummy = {
+    .name = "dummy",
+    .open = dummy_open,
+    .start = dummy_start,
+    .stop = dummy_stop,
+    .close = dummy_close,
+    .info = dummy_info,
+    .list_devices = dummy_list_devices,
+};

@@ -1,0 +1,278 @@
+#include "server.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "log.h"
+#include "ops.h"
+#include "session.h"
+#include "stream.h"
+#include "tap.h"
+
+int64_t server_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+struct stream *server_find_stream(struct server *s, uint32_t id)
+{
+    for (struct stream *st = s->streams; st; st = st->next)
+        if (st->id == id && !st->removing)
+            return st;
+    return NULL;
+}
+
+void server_broadcast(struct server *s, uint32_t mask, const char *name, cJSON *fields)
+{
+    for (struct session *c = s->sessions, *next; c; c = next) {
+        next = c->next;  /* sending may close c */
+        if ((c->events & mask) && c->state == SESSION_READY)
+            session_send(c, msg_event(name, cJSON_Duplicate(fields, 1)), NULL, 0);
+    }
+    cJSON_Delete(fields);
+}
+
+/* The backend calls this from its RT context. */
+static void process_trampoline(void *ctx, const float *in, float *out, uint32_t frames,
+                               const struct backend_time *time)
+{
+    struct server *s = ctx;
+    engine_process(s->engine, in, out, frames, time);
+}
+
+static void notify_loop(void *ctx)
+{
+    uv_async_send(ctx);
+}
+
+static void on_engine_notes(uv_async_t *async)
+{
+    struct server *s = async->data;
+    struct engine_note note;
+    while (engine_next_note(s->engine, &note))
+        ops_engine_note(s, &note);
+}
+
+static void on_listen_readable(uv_poll_t *handle, int status, int events)
+{
+    struct server *s = handle->data;
+    (void)events;
+    if (status < 0)
+        return;
+    for (;;) {
+        int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EINTR)
+                log_warn("accept: %s", strerror(errno));
+            return;
+        }
+        session_accept(s, fd);
+    }
+}
+
+/* mkdir -p of the socket's directory; the last level private to the user
+ * when we create it. */
+static int make_parent_dirs(const char *path)
+{
+    char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir)
+        return 0;
+    *slash = '\0';
+    for (char *p = dir + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(dir, 0700) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+static int open_listen_socket(struct server *s, char *err, size_t err_len)
+{
+    if (sd_listen_fds(1) >= 1) {  /* socket activation: systemd owns the path */
+        s->listen_fd = SD_LISTEN_FDS_START;
+        s->unlink_socket = false;
+        return 0;
+    }
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    if (strlen(s->socket_path) >= sizeof(addr.sun_path)) {
+        snprintf(err, err_len, "socket path too long: %s", s->socket_path);
+        return -1;
+    }
+    snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", s->socket_path);
+    if (make_parent_dirs(s->socket_path) < 0) {
+        snprintf(err, err_len, "cannot create the directory of %s: %s", s->socket_path, strerror(errno));
+        return -1;
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, err_len, "socket: %s", strerror(errno));
+        return -1;
+    }
+    /* A socket file nobody answers on is left from a crash: replace it.  One
+     * that answers belongs to a running daemon: leave it alone. */
+    if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0) {
+        snprintf(err, err_len, "another soundcardd is already listening on %s", s->socket_path);
+        close(fd);
+        return -1;
+    }
+    if (errno == ECONNREFUSED)
+        unlink(s->socket_path);
+    close(fd);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, 128) < 0) {
+        snprintf(err, err_len, "cannot listen on %s: %s", s->socket_path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    s->listen_fd = fd;
+    s->unlink_socket = true;
+    return 0;
+}
+
+static void on_signal(uv_signal_t *handle, int signum);
+
+int server_init(struct server *s, const struct options *opts, char *err, size_t err_len)
+{
+    memset(s, 0, sizeof(*s));
+    s->opts = *opts;
+    s->listen_fd = -1;
+    s->started_ns = server_now_ns();
+    options_socket_path(opts, s->socket_path, sizeof(s->socket_path));
+
+    s->backend_ops = backend_find(opts->backend);
+    if (!s->backend_ops) {
+        snprintf(err, err_len, "backend '%s' is not available in this build (available: %s)",
+                 opts->backend, backend_names());
+        return -1;
+    }
+    struct backend_config bc = {
+        .device = opts->device[0] ? opts->device : NULL,
+        .rate = opts->rate,
+        .period = opts->period,
+        .channels = opts->channels,
+        .capture = opts->capture,
+        .rt_priority = opts->rt_priority,
+    };
+    err[0] = '\0';
+    if (s->backend_ops->open(&s->backend, &bc, process_trampoline, s, err, err_len) < 0)
+        return -1;
+    s->backend_ops->info(s->backend, &s->card);
+
+    if (opts->tap[0]) {
+        s->tap = tap_open(opts->tap, s->card.rate, s->card.channels, err, err_len);
+        if (!s->tap)
+            return -1;
+    }
+    uv_loop_init(&s->loop);
+    uv_async_init(&s->loop, &s->engine_async, on_engine_notes);
+    s->engine_async.data = s;
+    struct engine_config ec = {
+        .rate = s->card.rate,
+        .period = s->card.period,
+        .channels = s->card.channels,
+        .max_streams = opts->limits.clients * opts->limits.streams_per_client,
+        .tap = s->tap,
+        .notify = notify_loop,
+        .notify_ctx = &s->engine_async,
+    };
+    s->engine = engine_create(&ec);
+    if (!s->engine) {
+        snprintf(err, err_len, "out of memory");
+        return -1;
+    }
+    if (open_listen_socket(s, err, err_len) < 0)
+        return -1;
+    uv_poll_init(&s->loop, &s->listen_poll, s->listen_fd);
+    s->listen_poll.data = s;
+    uv_poll_start(&s->listen_poll, UV_READABLE, on_listen_readable);
+    uv_signal_init(&s->loop, &s->sigterm);
+    uv_signal_init(&s->loop, &s->sigint);
+    s->sigterm.data = s->sigint.data = s;
+    uv_signal_start(&s->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&s->sigint, on_signal, SIGINT);
+
+    if (s->backend_ops->start(s->backend) < 0) {
+        snprintf(err, err_len, "cannot start the %s backend", s->backend_ops->name);
+        return -1;
+    }
+    s->backend_ops->info(s->backend, &s->card);
+    return 0;
+}
+
+static void shut_down(struct server *s)
+{
+    if (s->stopping)
+        return;
+    s->stopping = true;
+    log_info("stopping");
+    sd_notify(0, "STOPPING=1");
+    cJSON *ev = cJSON_CreateObject();
+    cJSON_AddStringToObject(ev, "state", "stopping");
+    server_broadcast(s, MSG_EVENT_SERVER, "server.state", ev);
+    while (s->sessions)
+        session_close(s->sessions, "server stopping");
+    /* With the card stopped no RT thread runs: this thread drains the
+     * engine's queue itself, so every stream is freed. */
+    s->backend_ops->stop(s->backend);
+    engine_run_commands_offline(s->engine);
+    on_engine_notes(&s->engine_async);
+    uv_close((uv_handle_t *)&s->listen_poll, NULL);
+    uv_close((uv_handle_t *)&s->sigterm, NULL);
+    uv_close((uv_handle_t *)&s->sigint, NULL);
+    uv_close((uv_handle_t *)&s->engine_async, NULL);
+}
+
+static void on_signal(uv_signal_t *handle, int signum)
+{
+    log_info("signal %d", signum);
+    shut_down(handle->data);
+}
+
+void server_run(struct server *s)
+{
+    log_info("listening on %s: %s backend, device '%s', %u Hz, %u frames, %u channels%s",
+             s->socket_path, s->backend_ops->name, s->card.device, s->card.rate, s->card.period,
+             s->card.channels, s->card.realtime ? ", realtime" : "");
+    if (s->opts.rt_priority > 0 && !s->card.realtime)
+        log_warn("realtime priority %d not granted; running at normal priority", s->opts.rt_priority);
+    sd_notifyf(0, "READY=1\nSTATUS=%s %u Hz %u frames %u ch on %s", s->backend_ops->name,
+               s->card.rate, s->card.period, s->card.channels, s->socket_path);
+    uv_run(&s->loop, UV_RUN_DEFAULT);
+}
+
+void server_cleanup(struct server *s)
+{
+    if (s->backend) {
+        s->backend_ops->stop(s->backend);
+        s->backend_ops->close(s->backend);
+    }
+    if (s->engine) {
+        /* Streams still in the engine (init failed half-way) are ours now. */
+        uv_loop_close(&s->loop);
+        engine_destroy(s->engine);
+    }
+    tap_close(s->tap);
+    if (s->listen_fd >= 0 && s->unlink_socket) {
+        unlink(s->socket_path);
+        close(s->listen_fd);
+    }
+}

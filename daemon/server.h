@@ -1,0 +1,56 @@
+/* The loop thread: the listening socket, the sessions, signals and the
+ * engine's notes, all on one libuv loop. */
+#ifndef SC_DAEMON_SERVER_H
+#define SC_DAEMON_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "backend.h"
+#include "options.h"
+
+struct session;
+struct stream;
+struct engine;
+struct tap;
+typedef struct cJSON cJSON;
+
+struct server {
+    uv_loop_t loop;
+    struct options opts;
+    char socket_path[108];
+    int listen_fd;
+    bool unlink_socket;       /* we created the socket file (not socket-activated) */
+    uv_poll_t listen_poll;
+    uv_signal_t sigterm, sigint;
+    uv_async_t engine_async;
+
+    const struct backend_ops *backend_ops;
+    struct backend *backend;
+    struct backend_info card;
+    struct engine *engine;
+    struct tap *tap;
+
+    struct session *sessions;
+    uint32_t nsessions;
+    struct stream *streams;   /* every open stream, all clients */
+    uint32_t nstreams;
+    uint32_t next_client_id, next_stream_id;
+    int64_t started_ns;
+    bool stopping;
+};
+
+/* Open the card, the engine and the socket. Returns 0 or -1 with one line
+ * saying why in err. */
+int server_init(struct server *s, const struct options *opts, char *err, size_t err_len);
+/* Run until SIGTERM/SIGINT. */
+void server_run(struct server *s);
+void server_cleanup(struct server *s);
+
+/* Send an event to every session subscribed to `mask`; consumes fields. */
+void server_broadcast(struct server *s, uint32_t mask, const char *name, cJSON *fields);
+struct stream *server_find_stream(struct server *s, uint32_t id);
+int64_t server_now_ns(void);
+
+#endif

@@ -1,0 +1,20 @@
+#!/bin/sh
+# Install the Debian packages soundcard needs to build, test and run.
+# Does nothing when they are all present; otherwise apt-get update first.
+set -eu
+packages="build-essential cmake pkg-config clang libclang-rt-14-dev
+  libuv1-dev libcjson-dev libsndfile1-dev libsoxr-dev libsystemd-dev
+  portaudio19-dev libjack-jackd2-dev socat sox"
+missing=""
+for p in $packages; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "deps: installing$missing"
+if [ "$(id -u)" -ne 0 ]; then
+  SUDO=sudo
+else
+  SUDO=
+fi
+$SUDO apt-get update -q
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing

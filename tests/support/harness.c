@@ -1,0 +1,237 @@
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <soundcard/soundcard.h>
+
+extern char **environ;
+int harness_failures;
+
+double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+const char *harness_bin(const char *name)
+{
+    static char path[4][512];
+    static int next;
+    const char *dir = getenv("SC_BIN_DIR");
+    char *p = path[next++ % 4];
+    snprintf(p, 512, "%s/%s", dir ? dir : ".", name);
+    return p;
+}
+
+const char *daemon_path(struct daemon *d, const char *name)
+{
+    static char path[4][256];
+    static int next;
+    char *p = path[next++ % 4];
+    snprintf(p, 256, "%s/%s", d->dir, name);
+    return p;
+}
+
+const char *slurp(const char *path)
+{
+    static char buf[65536];
+    buf[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return buf;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static int pidfd_open_(pid_t pid)
+{
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+int wait_child(pid_t pid, double timeout)
+{
+    int status;
+    int pfd = pidfd_open_(pid);
+    if (pfd >= 0) {
+        struct pollfd p = { .fd = pfd, .events = POLLIN };
+        int n = poll(&p, 1, (int)(timeout * 1000));
+        close(pfd);
+        if (n == 0) {
+            fprintf(stderr, "harness: pid %d still running after %.1f s; killing it\n", (int)pid, timeout);
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            return -1;
+        }
+    }
+    if (waitpid(pid, &status, 0) < 0)
+        return -1;
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    return 128 + WTERMSIG(status);
+}
+
+static pid_t spawn(const char *const *argv, char *const *envp, const char *out_path, const char *err_path)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    if (out_path)
+        posix_spawn_file_actions_addopen(&fa, 1, out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (err_path)
+        posix_spawn_file_actions_addopen(&fa, 2, err_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    pid_t pid;
+    int rc = posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, envp);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) {
+        fprintf(stderr, "harness: cannot run %s: %s\n", argv[0], strerror(rc));
+        exit(1);
+    }
+    return pid;
+}
+
+/* environ plus NAME=VALUE entries (replacing existing ones). */
+static char **env_with(const char *const *extra)
+{
+    static char *env[512];
+    size_t n = 0;
+    for (char **e = environ; *e && n < 500; e++) {
+        bool replaced = false;
+        for (const char *const *x = extra; *x; x++)
+            if (strncmp(*e, *x, strcspn(*x, "=") + 1) == 0)
+                replaced = true;
+        if (!replaced)
+            env[n++] = *e;
+    }
+    for (const char *const *x = extra; *x; x++)
+        env[n++] = (char *)*x;
+    env[n] = NULL;
+    return env;
+}
+
+void daemon_start(struct daemon *d, const char *const *extra_args, double timeout)
+{
+    memset(d, 0, sizeof(*d));
+    snprintf(d->dir, sizeof(d->dir), "/tmp/sc-test-XXXXXX");
+    if (!mkdtemp(d->dir)) {
+        perror("mkdtemp");
+        exit(1);
+    }
+    snprintf(d->socket_path, sizeof(d->socket_path), "%s/socket", d->dir);
+    snprintf(d->log_path, sizeof(d->log_path), "%s/soundcardd.log", d->dir);
+
+    /* soundcardd says READY=1 through sd_notify once the card runs and the
+     * socket listens: the same event systemd waits for. */
+    int notify = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    snprintf(addr.sun_path, sizeof(addr.sun_path), "%s/notify", d->dir);
+    if (notify < 0 || bind(notify, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+        perror("notify socket");
+        exit(1);
+    }
+    static char notify_env[160];
+    snprintf(notify_env, sizeof(notify_env), "NOTIFY_SOCKET=%s", addr.sun_path);
+    const char *env_extra[] = { notify_env, NULL };
+
+    const char *argv[64] = { harness_bin("soundcardd"), "--socket", d->socket_path, "--verbose" };
+    int argc = 4;
+    for (const char *const *a = extra_args; a && *a && argc < 62; a++)
+        argv[argc++] = *a;
+    argv[argc] = NULL;
+    d->pid = spawn(argv, env_with(env_extra), NULL, d->log_path);
+
+    double deadline = now_seconds() + timeout;
+    for (;;) {
+        double left = deadline - now_seconds();
+        struct pollfd p = { .fd = notify, .events = POLLIN };
+        if (left <= 0 || poll(&p, 1, (int)(left * 1000) + 1) <= 0) {
+            fprintf(stderr, "harness: soundcardd not ready within %.1f s; log:\n%s\n", timeout,
+                    slurp(d->log_path));
+            kill(d->pid, SIGKILL);
+            exit(1);
+        }
+        char msg[512];
+        ssize_t n = recv(notify, msg, sizeof(msg) - 1, 0);
+        if (n > 0) {
+            msg[n] = '\0';
+            if (strstr(msg, "READY=1"))
+                break;
+        }
+    }
+    close(notify);
+}
+
+int daemon_stop(struct daemon *d, double timeout)
+{
+    if (d->pid <= 0)
+        return -1;
+    kill(d->pid, SIGTERM);
+    int rc = wait_child(d->pid, timeout);
+    d->pid = 0;
+    if (rc != 0)
+        fprintf(stderr, "harness: soundcardd exited with %d; log:\n%s\n", rc, slurp(d->log_path));
+    return rc;
+}
+
+pid_t spawn_client(struct daemon *d, const char *const *argv, const char *out_path)
+{
+    static char socket_env[160];
+    snprintf(socket_env, sizeof(socket_env), "SOUNDCARD_SOCKET=%s", d->socket_path);
+    const char *env_extra[] = { socket_env, NULL };
+    return spawn(argv, env_with(env_extra), out_path, NULL);
+}
+
+cJSON *stats_snapshot(const char *socket_path)
+{
+    sc_client *c;
+    if (sc_client_open(&c, socket_path, "stats-probe") < 0)
+        return NULL;
+    char *reply = NULL;
+    int err = sc_client_request(c, "{\"op\":\"stats\"}", &reply);
+    sc_client_close(c);
+    cJSON *json = err == 0 ? cJSON_Parse(reply) : NULL;
+    free(reply);
+    return json;
+}
+
+double json_number(cJSON *obj, const char *key)
+{
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : -1.0;
+}
+
+cJSON *stats_find_stream(cJSON *stats, const char *name)
+{
+    cJSON *client, *stream;
+    cJSON_ArrayForEach(client, cJSON_GetObjectItemCaseSensitive(stats, "clients"))
+        cJSON_ArrayForEach(stream, cJSON_GetObjectItemCaseSensitive(client, "streams"))
+        {
+            const char *n = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(stream, "name"));
+            if (n && strcmp(n, name) == 0)
+                return stream;
+        }
+    return NULL;
+}
+
+int harness_finish(const char *name)
+{
+    if (harness_failures) {
+        printf("%s: %d check(s) failed\n", name, harness_failures);
+        return 1;
+    }
+    printf("%s: all checks passed\n", name);
+    return 0;
+}

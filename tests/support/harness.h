@@ -1,0 +1,62 @@
+/* What the integration tests share: a real soundcardd on a temp socket,
+ * started and stopped by PID; child processes with deadlines; assertions. */
+#ifndef SC_TEST_HARNESS_H
+#define SC_TEST_HARNESS_H
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include <cjson/cJSON.h>
+
+struct daemon {
+    pid_t pid;
+    char dir[64];         /* private temp dir: socket, notify socket, files */
+    char socket_path[108];
+    char log_path[128];
+};
+
+extern int harness_failures;
+
+#define CHECK(cond, ...)                                                                     \
+    do {                                                                                     \
+        if (!(cond)) {                                                                       \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                  \
+            fprintf(stderr, __VA_ARGS__);                                                    \
+            fprintf(stderr, "\n");                                                           \
+            harness_failures++;                                                              \
+        }                                                                                    \
+    } while (0)
+
+/* The build's binaries (soundcardd, soundcard, wavcheck) live in the
+ * directory named by $SC_BIN_DIR (set by CTest). */
+const char *harness_bin(const char *name);
+
+/* Start soundcardd with extra arguments (NULL-terminated) and wait for its
+ * sd_notify READY=1, at most `timeout` seconds.  Exits the test on failure. */
+void daemon_start(struct daemon *d, const char *const *extra_args, double timeout);
+/* SIGTERM, wait at most `timeout` seconds; returns its exit status (or -1
+ * if it had to be killed).  Prints its log on failure. */
+int daemon_stop(struct daemon *d, double timeout);
+/* A path inside the daemon's temp dir. */
+const char *daemon_path(struct daemon *d, const char *name);
+
+/* posix_spawn argv with SOUNDCARD_SOCKET pointing at d; stdout to out_path
+ * when not NULL. */
+pid_t spawn_client(struct daemon *d, const char *const *argv, const char *out_path);
+/* Wait for pid at most `timeout` seconds; exit status, or -1 after killing it. */
+int wait_child(pid_t pid, double timeout);
+
+/* The `stats` op over a fresh connection; NULL on failure. */
+cJSON *stats_snapshot(const char *socket_path);
+/* The stream named `name` in a stats reply, or NULL. */
+cJSON *stats_find_stream(cJSON *stats, const char *name);
+double json_number(cJSON *obj, const char *key);
+
+double now_seconds(void);
+/* Read a whole small file into a static buffer ("" if missing). */
+const char *slurp(const char *path);
+
+int harness_finish(const char *name);
+
+#endif
