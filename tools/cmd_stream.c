@@ -69,10 +69,12 @@ static int stream_body(sc_stream *s, const struct job *j, float *buf)
             return EXIT_RUNTIME;
         done += n;
     }
-    /* stop drains what is queued; a signal during the drain still counts */
-    if (!g_signal && (err = sc_stream_stop(s)) < 0 && !g_signal)
-        return runtime_error(err, "stop stream");
-    if (g_signal)
+    if (!g_signal) {
+        err = sc_stream_stop(s);        /* plays out what is queued, then stops */
+        if (err < 0 && !g_signal)
+            return runtime_error(err, "stop stream");
+    }
+    if (g_signal)                       /* during the loop or the drain */
         return 128 + g_signal;
     sc_stream_stats st;
     if ((err = sc_stream_get_stats(s, &st)) < 0)

@@ -148,8 +148,16 @@ void daemon_start(struct daemon *d, const char *const *extra_args, double timeou
 
     const char *argv[64] = { harness_bin("soundcardd"), "--socket", d->socket_path, "--verbose" };
     int argc = 4;
-    for (const char *const *a = extra_args; a && *a && argc < 62; a++)
-        argv[argc++] = *a;
+    static char expanded[16][256];
+    int nexp = 0;
+    for (const char *const *a = extra_args; a && *a && argc < 62; a++) {
+        if ((*a)[0] == '@' && nexp < 16) {
+            snprintf(expanded[nexp], sizeof(expanded[nexp]), "%s%s", d->dir, *a + 1);
+            argv[argc++] = expanded[nexp++];
+        } else {
+            argv[argc++] = *a;
+        }
+    }
     argv[argc] = NULL;
     d->pid = spawn(argv, env_with(env_extra), NULL, d->log_path);
 

@@ -32,7 +32,8 @@ extern int harness_failures;
  * directory named by $SC_BIN_DIR (set by CTest). */
 const char *harness_bin(const char *name);
 
-/* Start soundcardd with extra arguments (NULL-terminated) and wait for its
+/* Start soundcardd with extra arguments (NULL-terminated; one starting with
+ * '@' names a file in the daemon's temp dir: "@/tap.wav") and wait for its
  * sd_notify READY=1, at most `timeout` seconds.  Exits the test on failure. */
 void daemon_start(struct daemon *d, const char *const *extra_args, double timeout);
 /* SIGTERM, wait at most `timeout` seconds; returns its exit status (or -1
