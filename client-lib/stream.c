@@ -34,8 +34,7 @@ void sc_stream_params_init(sc_stream_params *p)
 {
     memset(p, 0, sizeof(*p));
     p->device = -1;
-    p->output_channels = 2;
-    p->format = SC_FLOAT32;
+    p->format = SC_FLOAT32;  /* channels stay 0: the caller says which directions it wants */
 }
 
 static double number(cJSON *obj, const char *key)

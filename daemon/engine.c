@@ -281,8 +281,7 @@ static void cycle_stream(struct engine *e, struct engine_stream *s, const float 
         uint32_t played = play_stream(e, s, out, frames);
         progress = played > progress ? played : progress;
     }
-    if (s->state != SHM_STATE_STARTING)
-        atomic_fetch_add_explicit(&s->frames, frames, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->frames, progress, memory_order_relaxed);
     publish_counters(s);
     /* Wake the client once per wake_frames of progress, not every period:
      * a stream with a long block sleeps through many periods. */

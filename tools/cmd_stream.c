@@ -88,7 +88,6 @@ static int run_stream(struct tool *t, struct job *j)
 {
     const bool output = j->output;
     const int ch = j->channels;
-    /* both counts explicitly: sc_stream_params_init() defaults to stereo output */
     j->p.output_channels = output ? ch : 0;
     j->p.input_channels = output ? 0 : ch;
     j->p.format = SC_FLOAT32;

@@ -59,7 +59,8 @@ typedef struct {
 } sc_stream_params;
 
 typedef struct {            /* counters since the stream was opened */
-    uint64_t frames;        /* frames the card has played/captured for it */
+    uint64_t frames;        /* frames the card has played/captured for it (taken from or put
+                               into its rings; silence played in an underrun not counted) */
     uint64_t underruns;     /* periods it had too little output for */
     uint64_t overruns;      /* periods its capture ring was full */
     uint64_t clipped;       /* its samples clipped in the mix */
@@ -104,14 +105,17 @@ const char *sc_strerror(int err);
 /* What went wrong in this thread's last failed call, in words (the daemon's
  * message, the socket path tried…); "" when nothing failed yet. */
 const char *sc_last_error(void);
-void sc_stream_params_init(sc_stream_params *p);   /* sane defaults */
+/* Defaults: default device, float32, the card's rate, any blocksize, lowest
+ * latency, blocking mode, and no channels: set input_channels and/or
+ * output_channels. */
+void sc_stream_params_init(sc_stream_params *p);
 
 /* The socket path the library uses when given NULL: $SOUNDCARD_SOCKET, else
  * $XDG_RUNTIME_DIR/soundcard/socket, else /run/soundcard/socket. */
 const char *sc_default_socket_path(void);
 
 int  sc_client_open(sc_client **out, const char *socket_path /* NULL: default */, const char *name);
-void sc_client_close(sc_client *c);
+void sc_client_close(sc_client *c);   /* NULL is fine; close its streams first */
 /* Send one raw protocol request (a JSON object without "id"; the library adds
  * it) and return the reply line in *reply (malloc'ed, caller frees).  Returns
  * 0 for an ok reply, the SC_E… code of an error reply (the reply is still
@@ -128,6 +132,10 @@ int  sc_stream_start(sc_stream *s);
 int  sc_stream_stop(sc_stream *s);     /* plays what was written, then stops */
 int  sc_stream_abort(sc_stream *s);    /* stops now */
 int  sc_stream_close(sc_stream *s);
+/* Blocking mode.  A running stream transfers all `frames`, waiting for room
+ * or data as needed.  A stream that is not running transfers what fits
+ * without waiting (priming the output before start, draining the input after
+ * stop) and returns that count, or SC_ESTOPPED when nothing fits. */
 long sc_stream_read(sc_stream *s, void *buf, unsigned long frames);        /* blocks; frames read or <0 */
 long sc_stream_write(sc_stream *s, const void *buf, unsigned long frames); /* blocks; frames written or <0 */
 long sc_stream_read_available(sc_stream *s);
