@@ -1,10 +1,11 @@
 # The README's commands.  CMake does the real work; build/ is the tree.
 BUILD ?= build
 ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
 PREFIX ?= /usr/local
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build test test-asan demo install bench clean
+.PHONY: all deps build test test-asan test-tsan demo install bench clean
 
 all: build
 
@@ -19,12 +20,20 @@ build: deps
 test: build
 	@ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 
-# The same suite built with clang under AddressSanitizer + UBSan.
+# The same suite built with clang under a sanitizer: a daemon that the
+# sanitizer catches exits non-zero, and the test that stopped it fails.
+SANITIZED = clang_build() { CC=clang cmake -S . -B $$1 -DCMAKE_BUILD_TYPE=Debug -DSC_SANITIZE=$$2 >/dev/null && cmake --build $$1 -j $(JOBS); }
+
+# AddressSanitizer + UBSan (with leak checking).
 test-asan: deps
-	@CC=clang cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSC_SANITIZE=address,undefined >/dev/null
-	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+	@$(SANITIZED); clang_build $(ASAN_BUILD) address,undefined
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS)
+
+# ThreadSanitizer: the loop thread, the RT thread and the clients' threads.
+test-tsan: deps
+	@$(SANITIZED); clang_build $(TSAN_BUILD) thread
+	@TSAN_OPTIONS=halt_on_error=1 ctest --test-dir $(TSAN_BUILD) --output-on-failure -j $(JOBS)
 
 demo: build
 	@./scripts/demo.sh $(BUILD)
@@ -36,4 +45,4 @@ bench:
 	@echo "make bench: the side-by-side benchmark with JACK is not written yet (issue 8)"; exit 1
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)

@@ -23,6 +23,17 @@ const char *sc_default_socket_path(void)
     return path;
 }
 
+/* cJSON records parse errors in a global: parses in different threads
+ * (several clients) would race on it, so they take turns. */
+static cJSON *parse_json(const char *text, size_t len)
+{
+    static pthread_mutex_t parse_lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&parse_lock);
+    cJSON *json = cJSON_ParseWithLength(text, len);
+    pthread_mutex_unlock(&parse_lock);
+    return json;
+}
+
 static int send_all(int fd, const char *buf, size_t len)
 {
     while (len > 0) {
@@ -89,7 +100,7 @@ static int call_locked(sc_client *c, cJSON *request, cJSON **reply, int *fds, in
             c->broken = true;
             return err;
         }
-        cJSON *msg = cJSON_ParseWithLength(line, len);
+        cJSON *msg = parse_json(line, len);
         cJSON *rid = cJSON_GetObjectItemCaseSensitive(msg, "id");
         if (!cJSON_IsNumber(rid) || (int64_t)rid->valuedouble != id) {
             /* An event, or a reply for nobody waiting: not ours. */
@@ -221,7 +232,7 @@ void sc_client_close(sc_client *c)
 int sc_client_request(sc_client *c, const char *request_json, char **reply)
 {
     *reply = NULL;
-    cJSON *req = cJSON_Parse(request_json);
+    cJSON *req = parse_json(request_json, strlen(request_json));
     if (!cJSON_IsObject(req)) {
         cJSON_Delete(req);
         return sc__fail(-EINVAL, "the request is not a JSON object");

@@ -237,71 +237,61 @@ static int wait_for_progress(sc_stream *s)
     }
 }
 
-long sc_stream_write(sc_stream *s, const void *buf, unsigned long frames)
+/* The blocking transfer both ways: convert between the caller's buffer and
+ * the ring, at most two runs per pass (split at the wrap), and wait for the
+ * daemon's progress when the ring is full (playback) or empty (capture). */
+static long transfer(sc_stream *s, void *buf, unsigned long frames, bool playback)
 {
-    if (!s->play_ring)
-        return sc__fail(-EINVAL, "stream %u has no output", s->id);
-    const uint32_t channels = s->layout.output_channels, cap = s->layout.capacity;
-    const char *src = buf;
+    float *ring = playback ? s->play_ring : s->capture_ring;
+    if (!ring)
+        return sc__fail(-EINVAL, "stream %u has no %s", s->id, playback ? "output" : "input");
+    const uint32_t channels = playback ? s->layout.output_channels : s->layout.input_channels;
+    const uint32_t cap = s->layout.capacity;
+    uint32_t *own_index = playback ? &s->play_write : &s->capture_read;
+    _Atomic uint32_t *published = playback ? &s->shm->play.write_index : &s->shm->capture.read_index;
+    char *app = buf;
     unsigned long done = 0;
     while (done < frames) {
-        long room = sc_stream_write_available(s);
-        if (room == 0) {
-            /* Before start there is nobody to make room: a short write. */
+        long ready = playback ? sc_stream_write_available(s) : sc_stream_read_available(s);
+        if (ready == 0) {
+            /* A stopped stream makes no progress: return what fit. */
             if (!s->active)
-                return done ? (long)done : sc__fail(SC_ESTOPPED, "stream %u is not started and its buffer is full", s->id);
+                return done ? (long)done
+                            : sc__fail(SC_ESTOPPED, "stream %u is not running and its buffer is %s",
+                                       s->id, playback ? "full" : "empty");
             int err = wait_for_progress(s);
             if (err < 0)
                 return err;
             continue;
         }
-        uint32_t n = (uint32_t)((unsigned long)room < frames - done ? (unsigned long)room : frames - done);
+        uint32_t n = (uint32_t)((unsigned long)ready < frames - done ? (unsigned long)ready : frames - done);
         for (uint32_t copied = 0; copied < n;) {
             uint32_t offset;
-            uint32_t run = ring_segment(cap, s->play_write + copied, n - copied, &offset);
-            convert_to_float(s->play_ring + (size_t)offset * channels,
-                             src + (done + copied) * channels * s->sample_bytes, s->format,
-                             (size_t)run * channels);
+            uint32_t run = ring_segment(cap, *own_index + copied, n - copied, &offset);
+            float *r = ring + (size_t)offset * channels;
+            char *a = app + (done + copied) * channels * s->sample_bytes;
+            size_t samples = (size_t)run * channels;
+            if (playback)
+                convert_to_float(r, a, s->format, samples);
+            else
+                convert_from_float(a, r, s->format, samples);
             copied += run;
         }
-        s->play_write += n;
-        ring_publish(&s->shm->play.write_index, s->play_write);
+        *own_index += n;
+        ring_publish(published, *own_index);
         done += n;
     }
     return (long)done;
 }
 
+long sc_stream_write(sc_stream *s, const void *buf, unsigned long frames)
+{
+    return transfer(s, (void *)buf, frames, true);
+}
+
 long sc_stream_read(sc_stream *s, void *buf, unsigned long frames)
 {
-    if (!s->capture_ring)
-        return sc__fail(-EINVAL, "stream %u has no input", s->id);
-    const uint32_t channels = s->layout.input_channels, cap = s->layout.capacity;
-    char *dst = buf;
-    unsigned long done = 0;
-    while (done < frames) {
-        long avail = sc_stream_read_available(s);
-        if (avail == 0) {
-            if (!s->active)
-                return done ? (long)done : sc__fail(SC_ESTOPPED, "stream %u is not started and has nothing to read", s->id);
-            int err = wait_for_progress(s);
-            if (err < 0)
-                return err;
-            continue;
-        }
-        uint32_t n = (uint32_t)((unsigned long)avail < frames - done ? (unsigned long)avail : frames - done);
-        for (uint32_t copied = 0; copied < n;) {
-            uint32_t offset;
-            uint32_t run = ring_segment(cap, s->capture_read + copied, n - copied, &offset);
-            convert_from_float(dst + (done + copied) * channels * s->sample_bytes,
-                               s->capture_ring + (size_t)offset * channels, s->format,
-                               (size_t)run * channels);
-            copied += run;
-        }
-        s->capture_read += n;
-        ring_publish(&s->shm->capture.read_index, s->capture_read);
-        done += n;
-    }
-    return (long)done;
+    return transfer(s, buf, frames, false);
 }
 
 double sc_stream_time(sc_stream *s)
