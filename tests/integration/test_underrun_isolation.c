@@ -3,11 +3,24 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include <soundcard/soundcard.h>
 
 #include "harness.h"
+
+struct observed {
+    double staller_underruns, steady_underruns, steady_frames;
+};
+
+static bool staller_underran(cJSON *stats, void *ctx)
+{
+    struct observed *o = ctx;
+    cJSON *st = stats_find_stream(stats, "staller"), *good = stats_find_stream(stats, "steady");
+    o->staller_underruns = json_number(st, "underruns");
+    o->steady_underruns = json_number(good, "underruns");
+    o->steady_frames = json_number(good, "frames");
+    return o->staller_underruns >= 10 && o->steady_frames > 48000;
+}
 
 int main(void)
 {
@@ -37,23 +50,11 @@ int main(void)
 
     /* Wait (deadline 5 s) until the daemon has counted the staller's
      * underruns while the steady tone still plays. */
-    double deadline = now_seconds() + 5;
-    double staller_underruns = 0, steady_underruns = -1, steady_frames = 0;
-    while (now_seconds() < deadline) {
-        cJSON *stats = stats_snapshot(d.socket_path);
-        cJSON *st = stats_find_stream(stats, "staller"), *good = stats_find_stream(stats, "steady");
-        staller_underruns = json_number(st, "underruns");
-        steady_underruns = json_number(good, "underruns");
-        steady_frames = json_number(good, "frames");
-        cJSON_Delete(stats);
-        if (staller_underruns >= 10 && steady_frames > 48000)
-            break;
-        struct timespec ts = { 0, 50 * 1000 * 1000 };
-        nanosleep(&ts, NULL);  /* the polling interval of a deadline wait */
-    }
-    CHECK(staller_underruns >= 10, "the staller's underruns: %.0f", staller_underruns);
-    CHECK(steady_frames > 48000, "the steady stream played %.0f frames", steady_frames);
-    CHECK(steady_underruns == 0, "the steady stream underran %.0f times", steady_underruns);
+    struct observed o = { 0 };
+    wait_for_stats(d.socket_path, staller_underran, &o, 5);
+    CHECK(o.staller_underruns >= 10, "the staller's underruns: %.0f", o.staller_underruns);
+    CHECK(o.steady_frames > 48000, "the steady stream played %.0f frames", o.steady_frames);
+    CHECK(o.steady_underruns == 0, "the steady stream underran %.0f times", o.steady_underruns);
 
     sc_stream_stats mine;
     CHECK(sc_stream_get_stats(s, &mine) == 0 && mine.underruns > 0,

@@ -234,6 +234,23 @@ cJSON *stats_find_stream(cJSON *stats, const char *name)
     return NULL;
 }
 
+bool wait_for_stats(const char *socket_path, bool (*done)(cJSON *stats, void *ctx), void *ctx,
+                    double timeout)
+{
+    double deadline = now_seconds() + timeout;
+    for (;;) {
+        cJSON *stats = stats_snapshot(socket_path);
+        bool ok = stats && done(stats, ctx);
+        cJSON_Delete(stats);
+        if (ok)
+            return true;
+        if (now_seconds() > deadline)
+            return false;
+        struct timespec interval = { 0, 20 * 1000 * 1000 };
+        nanosleep(&interval, NULL);
+    }
+}
+
 int harness_finish(const char *name)
 {
     if (harness_failures) {

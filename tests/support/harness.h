@@ -53,6 +53,10 @@ cJSON *stats_snapshot(const char *socket_path);
 /* The stream named `name` in a stats reply, or NULL. */
 cJSON *stats_find_stream(cJSON *stats, const char *name);
 double json_number(cJSON *obj, const char *key);
+/* Take stats snapshots every 20 ms until `done(stats, ctx)` is true or
+ * `timeout` seconds pass; returns whether it became true. */
+bool wait_for_stats(const char *socket_path, bool (*done)(cJSON *stats, void *ctx), void *ctx,
+                    double timeout);
 
 double now_seconds(void);
 /* Read a whole small file into a static buffer ("" if missing). */
