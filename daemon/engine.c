@@ -123,6 +123,12 @@ static bool drained(struct engine_stream *s)
 static void apply_command(struct engine *e, const struct engine_cmd *cmd)
 {
     struct engine_stream *s = cmd->stream;
+    if (s->stop_pending && cmd->type != ENGINE_CMD_ADD) {
+        /* A command overtakes a stop still draining: answer that stop now
+         * with the state as it is, so no reply is lost. */
+        s->stop_pending = false;
+        post_note(e, ENGINE_NOTE_DONE, ENGINE_CMD_STOP, s, s->pending_stop);
+    }
     switch (cmd->type) {
     case ENGINE_CMD_ADD:
         if (e->nstreams < e->config.max_streams)
@@ -139,6 +145,7 @@ static void apply_command(struct engine *e, const struct engine_cmd *cmd)
             set_state(s, SHM_STATE_STOPPED);
         } else {
             set_state(s, SHM_STATE_DRAINING);
+            s->stop_pending = true;
             s->pending_stop = cmd->request_id;
             return;  /* the note comes when the drain is done */
         }
@@ -180,9 +187,9 @@ static uint32_t play_stream(struct engine *e, struct engine_stream *s, float *ou
     uint32_t cap = s->layout.capacity;
     uint32_t fill = ring_fill(ring_load_write(&s->shm->play), s->play_read, cap);
     if (s->state == SHM_STATE_STARTING) {
-        /* Like ALSA's start threshold: the clock of a new stream starts
-         * with its first frames, so starting before writing is no underrun. */
-        if (fill == 0)
+        /* Like ALSA's start threshold: a new stream's clock starts once a
+         * whole period is queued, so starting before writing is no underrun. */
+        if (fill < frames)
             return 0;
         set_state(s, SHM_STATE_RUNNING);
     }
@@ -212,6 +219,7 @@ static uint32_t play_stream(struct engine *e, struct engine_stream *s, float *ou
     if (n < frames) {
         if (s->state == SHM_STATE_DRAINING) {
             set_state(s, SHM_STATE_STOPPED);
+            s->stop_pending = false;
             post_note(e, ENGINE_NOTE_DONE, ENGINE_CMD_STOP, s, s->pending_stop);
             wake_client(s);
         } else {

@@ -32,7 +32,8 @@ struct engine_stream {
     uint32_t play_read, capture_write;
     uint32_t state;          /* enum shm_state */
     uint32_t wake_progress;
-    int64_t pending_stop;    /* request id of a stop waiting for the drain */
+    bool stop_pending;       /* a STOP waits for the drain: its note is owed */
+    int64_t pending_stop;    /* that STOP's request id */
 
     /* Loop -> RT, read each period. */
     _Atomic uint32_t gain_bits;  /* float */

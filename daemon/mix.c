@@ -67,6 +67,10 @@ uint64_t mix_clip(float *buf, size_t samples)
         } else if (x < -1.0f) {
             buf[i] = -1.0f;
             over++;
+        } else if (x != x) {
+            /* +inf and -inf from two loud streams add up to NaN. */
+            buf[i] = 0.0f;
+            over++;
         }
     }
     return over;

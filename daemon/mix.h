@@ -21,7 +21,8 @@ float mix_add(float *dst, uint32_t dst_channels, const float *src, uint32_t src_
 void mix_copy_channels(float *dst, uint32_t dst_channels, const float *src, uint32_t src_channels,
                        uint32_t frames);
 
-/* Clip to [-1, 1] in place; returns how many samples were beyond it. */
+/* Clip to [-1, 1] in place (NaN becomes silence); returns how many samples
+ * were beyond it or NaN. */
 uint64_t mix_clip(float *buf, size_t samples);
 
 #endif

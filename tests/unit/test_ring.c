@@ -5,18 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "check.h"
 #include "ring.h"
-
-static int failures, checks;
-
-#define CHECK(cond)                                                                          \
-    do {                                                                                     \
-        checks++;                                                                            \
-        if (!(cond)) {                                                                       \
-            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                  \
-            failures++;                                                                      \
-        }                                                                                    \
-    } while (0)
 
 static void test_fill_and_clamp(void)
 {
@@ -114,6 +104,5 @@ int main(void)
     test_fill_and_clamp();
     test_wrapping_copies();
     test_two_thread_stress();
-    printf("%d passed, %d failed\n", checks - failures, failures);
-    return failures != 0;
+    return check_summary();
 }

@@ -7,18 +7,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "shm.h"
-
-static int failures, checks;
-
-#define CHECK(cond)                                                                          \
-    do {                                                                                     \
-        checks++;                                                                            \
-        if (!(cond)) {                                                                       \
-            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                  \
-            failures++;                                                                      \
-        }                                                                                    \
-    } while (0)
 
 static void test_layout(void)
 {
@@ -89,6 +79,5 @@ int main(void)
     test_layout();
     test_seals();
     test_timing_seqlock();
-    printf("%d passed, %d failed\n", checks - failures, failures);
-    return failures != 0;
+    return check_summary();
 }
