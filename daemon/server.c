@@ -227,6 +227,7 @@ static void shut_down(struct server *s)
     sd_notify(0, "STOPPING=1");
     cJSON *ev = cJSON_CreateObject();
     cJSON_AddStringToObject(ev, "state", "stopping");
+    cJSON_AddStringToObject(ev, "message", "soundcardd is shutting down");
     server_broadcast(s, MSG_EVENT_SERVER, "server.state", ev);
     while (s->sessions)
         session_close(s->sessions, "server stopping");
