@@ -222,7 +222,7 @@ int cmd_play(struct tool *t, int argc, char **argv)
                         .io = file_fill, .ctx = &io};
         sc_stream_params_init(&j.p);
         j.p.name = "play";
-        j.p.samplerate = info.samplerate;   /* the library converts to the card's rate */
+        j.p.samplerate = info.samplerate;   /* must be the card's rate until the library converts */
         j.p.latency = latency;
         snprintf(j.label, sizeof j.label, "play %s", path);
         rc = run_stream(t, &j);

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# install.tree: what `make install` gives a user works from where it lands.
+#
+#   test_install.sh BUILD_DIR SOURCE_DIR LIBDIR [CC [SANITIZE]]
+#
+# Installs BUILD_DIR into a temp prefix, checks the files are there, takes the
+# C example out of README.md (it must be examples/first_client.c verbatim),
+# compiles it through pkg-config (shared and static) and through the CMake
+# package, and runs those programs against the installed soundcardd.
+# LIBDIR is CMake's CMAKE_INSTALL_LIBDIR (lib, or lib/x86_64-linux-gnu).
+# CC and SANITIZE come from the build so an ASan build links the same runtime.
+set -uo pipefail
+
+[ $# -ge 3 ] || { echo "usage: $0 BUILD_DIR SOURCE_DIR LIBDIR [CC [SANITIZE]]" >&2; exit 2; }
+BUILD=$(cd "$1" && pwd) SRC=$(cd "$2" && pwd) LIBDIR=$3 CC=${4:-cc} SANITIZE=${5:-}
+SANFLAGS=${SANITIZE:+-fsanitize=$SANITIZE}
+
+passed=0 failed=0
+ok()   { passed=$((passed + 1)); echo "ok   $*"; }
+bad()  { failed=$((failed + 1)); echo "FAIL $*"; }
+check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }   # WHAT CMD...
+show() { sed 's/^/     | /' "$@"; }
+finish() { echo "$passed passed, $failed failed"; [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]; exit $?; }
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/sc-install.XXXXXX") || exit 2
+P=$T/prefix
+daemon='' notifier=''
+# shellcheck disable=SC2317  # run by the trap
+cleanup() {
+    local p
+    for p in $daemon $notifier; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+    rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- 1. install, and the files a user needs -------------------------------
+if cmake --install "$BUILD" --prefix "$P" >"$T/install.log" 2>&1; then
+    ok "cmake --install $BUILD --prefix <tmp>"
+else
+    bad "cmake --install failed:"; show "$T/install.log"; finish
+fi
+for f in bin/soundcardd bin/soundcard "$LIBDIR/libsoundcard.so" "$LIBDIR/libsoundcard.a" \
+         include/soundcard/soundcard.h "$LIBDIR/pkgconfig/soundcard.pc" \
+         "$LIBDIR/cmake/soundcard/soundcardConfig.cmake"; do
+    check "installed: $f" test -e "$P/$f"
+done
+found=$(cd "$P" && find . -name libsoundcard.so -printf '%h\n')
+check "find puts libsoundcard.so in GNUInstallDirs' libdir ($LIBDIR), and only there" \
+    test "$found" = "./$LIBDIR"
+
+# ---- 2. the README's example is examples/first_client.c -------------------
+# The first ```c block after the first heading that says "first client".
+awk 'tolower($0) ~ /^#+ .*first client/ { h = 1; next }
+     h && !in_block && /^```c[[:space:]]*$/ { in_block = 1; next }
+     in_block && /^```/ { exit }
+     in_block { print }' "$SRC/README.md" >"$T/first_client.c"
+check "README.md has a \`\`\`c block under a 'first client' heading" test -s "$T/first_client.c"
+if diff -u "$SRC/examples/first_client.c" "$T/first_client.c" >"$T/readme.diff"; then
+    ok "README.md's block is examples/first_client.c, byte for byte"
+else
+    bad "README.md's block differs from examples/first_client.c:"; show "$T/readme.diff"
+fi
+
+# ---- 3. build the example three ways --------------------------------------
+export PKG_CONFIG_PATH="$P/$LIBDIR/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+pcdir=$(pkg-config --variable=libdir soundcard 2>&1)
+check "pkg-config's libdir is the installed one (not the configure-time prefix): $pcdir" \
+    test "$(realpath -m "$pcdir")" = "$(realpath "$P/$LIBDIR")"
+build() {   # NAME COMMAND...: compile; log on failure
+    if "${@:2}" >"$T/$1.log" 2>&1; then ok "build $1: ${*:2}"; else bad "build $1: ${*:2}"; show "$T/$1.log"; fi
+}
+# shellcheck disable=SC2046,SC2086  # CC, flags and pkg-config output split into words
+build shared $CC $SANFLAGS -o "$T/first_shared" "$T/first_client.c" $(pkg-config --cflags --libs soundcard) -lm
+# --static gives the private dependencies; -l:libsoundcard.a makes the linker
+# take the archive although the .so sits next to it.
+static_libs=$(pkg-config --static --libs soundcard | sed 's/-lsoundcard\b/-l:libsoundcard.a/')
+# shellcheck disable=SC2046,SC2086
+build static $CC $SANFLAGS -o "$T/first_static" "$T/first_client.c" $(pkg-config --cflags soundcard) $static_libs -lm
+if [ -x "$T/first_static" ]; then
+    check "the static build needs no libsoundcard.so" \
+        bash -c "! readelf -d '$T/first_static' | grep -q 'NEEDED.*libsoundcard'"
+fi
+mkdir -p "$T/consumer"
+cp "$T/first_client.c" "$T/consumer/"
+cat >"$T/consumer/CMakeLists.txt" <<'EOF'
+cmake_minimum_required(VERSION 3.18)
+project(consumer C)
+find_package(soundcard 0.1 REQUIRED)
+add_executable(x first_client.c)
+target_link_libraries(x soundcard::soundcard m)
+add_executable(x_static first_client.c)
+target_link_libraries(x_static soundcard::soundcard_static m)
+EOF
+build cmake-configure cmake -S "$T/consumer" -B "$T/consumer/build" -DCMAKE_PREFIX_PATH="$P" \
+    -DCMAKE_C_COMPILER="$CC" -DCMAKE_C_FLAGS="$SANFLAGS" -DCMAKE_EXE_LINKER_FLAGS="$SANFLAGS"
+build cmake-build cmake --build "$T/consumer/build"
+
+# ---- 4. run them against the installed daemon ------------------------------
+# Ready means its sd_notify READY=1, read from our own datagram socket.
+command -v socat >/dev/null || { bad "socat is needed (scripts/deps.sh installs it)"; finish; }
+mkfifo "$T/notify.fifo"
+exec 3<>"$T/notify.fifo"
+socat -u UNIX-RECV:"$T/notify" STDOUT >"$T/notify.fifo" 2>"$T/socat.log" & notifier=$!
+for ((i = 0; i < 250; i++)); do [ -S "$T/notify" ] && break; sleep 0.02; done   # socat is listening
+NOTIFY_SOCKET=$T/notify "$P/bin/soundcardd" --backend dummy --rate 48000 --socket "$T/socket" \
+    2>"$T/soundcardd.log" & daemon=$!
+ready=
+end=$((SECONDS + 10))
+while [ -z "$ready" ] && [ $SECONDS -lt $end ] && kill -0 "$daemon" 2>/dev/null; do
+    line=
+    IFS= read -r -t 0.2 line <&3
+    [ "$line" = READY=1 ] && ready=1
+done
+kill "$notifier"; wait "$notifier" 2>/dev/null; notifier=
+if [ -n "$ready" ]; then
+    ok "installed soundcardd is ready (sd_notify READY=1)"
+else
+    bad "installed soundcardd did not get ready in 10 s:"; show "$T/soundcardd.log"; finish
+fi
+export SOUNDCARD_SOCKET=$T/socket
+run() {     # NAME PROGRAM [ENV...]: exit 0 and the stats line of one clean second
+    local name=$1 prog=$2 rc; shift 2
+    [ -x "$prog" ] || { bad "run $name: not built"; return; }
+    env "$@" timeout 30 "$prog" >"$T/$name.out" 2>&1; rc=$?
+    if [ $rc -eq 0 ] && grep -qx 'first-client: frames=48000 underruns=0' "$T/$name.out"; then
+        ok "run $name: $(cat "$T/$name.out")"
+    else
+        bad "run $name: exit $rc, expected 'first-client: frames=48000 underruns=0':"; show "$T/$name.out"
+    fi
+}
+resolved=$(LD_LIBRARY_PATH="$P/$LIBDIR" ldd "$T/first_shared" 2>/dev/null | awk '/libsoundcard/ { print $3 }')
+check "the shared build loads the installed library ($resolved)" \
+    test "$(realpath -m "$resolved")" = "$(realpath "$P/$LIBDIR/libsoundcard.so.0")"
+run shared "$T/first_shared" LD_LIBRARY_PATH="$P/$LIBDIR"
+run static "$T/first_static"
+run cmake-shared "$T/consumer/build/x"          # CMake's build RPATH finds the library
+run cmake-static "$T/consumer/build/x_static"
+
+kill -TERM "$daemon"
+for ((i = 0; i < 500; i++)); do kill -0 "$daemon" 2>/dev/null || break; sleep 0.02; done
+if kill -0 "$daemon" 2>/dev/null; then
+    bad "soundcardd still running 10 s after SIGTERM"
+else
+    wait "$daemon"; rc=$?; daemon=
+    if [ $rc -eq 0 ]; then ok "soundcardd stopped on SIGTERM, exit 0"; else bad "soundcardd exit $rc:"; show "$T/soundcardd.log"; fi
+fi
+finish
