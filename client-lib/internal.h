@@ -25,6 +25,45 @@ struct sc_client {
     char socket_path[108];
 };
 
+/* Float frames at the application's rate on their way between the
+ * application's buffers and a ring (through the resampler). */
+struct fifo {
+    float *data;
+    uint32_t frames, capacity;
+};
+
+enum stream_end { STREAM_END_NONE, STREAM_END_COMPLETE, STREAM_END_ABORT, STREAM_END_ERROR };
+
+struct sc_stream {
+    sc_client *client;
+    uint32_t id;
+    struct shm_layout layout;
+    struct shm_header *shm;
+    int memfd, eventfd;
+    float *play_ring, *capture_ring;
+    uint32_t play_write, capture_read;  /* our own ring indices: the truth */
+    uint32_t play_target;               /* card frames of playback we keep queued */
+    sc_format format;
+    size_t sample_bytes;
+    double app_rate, card_rate;
+    unsigned long blocksize;            /* app frames per callback / wake */
+    struct resampler *out_rs, *in_rs;
+    struct fifo out_fifo, in_fifo;
+    _Atomic bool active;
+
+    /* Callback mode. */
+    sc_callback callback;
+    void *userdata;
+    void (*finished)(void *userdata);
+    pthread_t thread;
+    bool thread_started;
+    bool realtime;                      /* the callback thread got SCHED_FIFO */
+    _Atomic bool quit;                  /* asked to leave by stop/abort/close */
+    enum stream_end ended;              /* why the thread left on its own */
+    uint64_t seen_underruns, seen_overruns;
+    void *cb_in, *cb_out;               /* one block in the application's format */
+};
+
 /* Record what went wrong in this thread, return err (for `return fail(…)`). */
 int sc__fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -36,5 +75,19 @@ int sc__fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3))
 int sc__call(sc_client *c, cJSON *request, cJSON **reply, int *fds, int *nfds, char **raw);
 
 int sc__error_from_code(const char *code);
+
+/* stream.c: a control op on the stream ("stream.stop"…). */
+int sc__stream_control(sc_stream *s, const char *op);
+/* stream.c: sleep until the daemon signals progress (or stop/abort asks the
+ * callback thread to leave); fails when the daemon is gone. */
+int sc__wait_for_progress(sc_stream *s);
+/* stream.c: the time info of the next block (DESIGN: from the shm timing record). */
+void sc__time_info(sc_stream *s, sc_time_info *t);
+
+/* callback.c */
+int sc__callback_start(sc_stream *s);
+/* Ask the thread to leave and join it; returns the end it reached itself
+ * (STREAM_END_NONE when it was asked to leave). */
+enum stream_end sc__callback_join(sc_stream *s);
 
 #endif

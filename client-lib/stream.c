@@ -1,8 +1,10 @@
-/* Streams in blocking read/write mode: the client side of the shm rings.
- * The library keeps its own ring index as the truth and publishes it; it
- * waits on the stream's eventfd, which the daemon writes every wake_frames
- * frames of progress, and watches the socket so a dead daemon ends the wait
- * with an error instead of a hang. */
+/* Streams: opening (the latency budget, the wake threshold, the shm
+ * mapping), control, the blocking read/write mode and the clock.  The
+ * library keeps its own ring index as the truth and publishes it; it waits on
+ * the stream's eventfd, which the daemon writes every wake_frames frames of
+ * progress, and watches the socket so a dead daemon ends a wait with an error
+ * instead of a hang.  Callback mode lives in callback.c, the conversions in
+ * pipeline.c. */
 #include <errno.h>
 #include <math.h>
 #include <poll.h>
@@ -14,21 +16,7 @@
 
 #include "convert.h"
 #include "internal.h"
-
-struct sc_stream {
-    sc_client *client;
-    uint32_t id;
-    struct shm_layout layout;
-    struct shm_header *shm;
-    int memfd, eventfd;
-    float *play_ring, *capture_ring;
-    uint32_t play_write, capture_read;  /* our own indices: the truth */
-    uint32_t play_target;              /* playback fill we keep: the latency budget */
-    sc_format format;
-    size_t sample_bytes;
-    unsigned long blocksize;
-    bool active;
-};
+#include "pipeline.h"
 
 void sc_stream_params_init(sc_stream_params *p)
 {
@@ -45,21 +33,18 @@ static double number(cJSON *obj, const char *key)
 
 static int check_params(sc_client *c, const sc_stream_params *p)
 {
-    if (p->callback)
-        return sc__fail(SC_EUNSUPPORTED, "callback streams are not supported yet: use blocking read/write");
-    if (p->input_channels < 0 || p->output_channels < 0 || p->input_channels > 64 ||
-        p->output_channels > 64 || (p->input_channels == 0 && p->output_channels == 0))
-        return sc__fail(-EINVAL, "channels must be 0..64 and not both 0 (got %d in, %d out)",
-                        p->input_channels, p->output_channels);
+    if (p->input_channels < 0 || p->output_channels < 0 || p->input_channels > (int)c->channels ||
+        p->output_channels > (int)c->channels || (p->input_channels == 0 && p->output_channels == 0))
+        return sc__fail(-EINVAL, "channels must be 0..%u (the card's) and not both 0 (got %d in, %d out)",
+                        c->channels, p->input_channels, p->output_channels);
     if (convert_sample_bytes(p->format) == 0)
         return sc__fail(-EINVAL, "unknown sample format %d", (int)p->format);
-    if (p->samplerate != 0 && p->samplerate != c->rate)
-        return sc__fail(SC_EUNSUPPORTED, "samplerate %.0f Hz differs from the card's %u Hz: rate "
-                        "conversion is not supported yet", p->samplerate, c->rate);
-    if (!(p->latency >= 0 && p->latency < 60))
-        return sc__fail(-EINVAL, "latency must be 0..60 seconds (got %g)", p->latency);
-    if (p->blocksize > (1ul << 18))
-        return sc__fail(-EINVAL, "blocksize %lu is too large (at most 262144)", p->blocksize);
+    if (p->samplerate != 0 && !(p->samplerate >= 1000 && p->samplerate <= 768000))
+        return sc__fail(-EINVAL, "samplerate %g Hz is outside 1000..768000", p->samplerate);
+    if (!(p->latency >= 0 && p->latency <= 10))
+        return sc__fail(-EINVAL, "latency must be 0..10 seconds (got %g)", p->latency);
+    if (p->blocksize > (1ul << 16))
+        return sc__fail(-EINVAL, "blocksize %lu is too large (at most 65536)", p->blocksize);
     return 0;
 }
 
@@ -89,12 +74,30 @@ static int attach(sc_stream *s, cJSON *reply, const int fds[2])
 
 static void stream_free(sc_stream *s)
 {
+    pipeline_free(s);
     shm_unmap(s->shm, &s->layout);
     if (s->memfd >= 0)
         close(s->memfd);
     if (s->eventfd >= 0)
         close(s->eventfd);
+    free(s->cb_in);
+    free(s->cb_out);
     free(s);
+}
+
+/* The latency budget, in card frames: what the stream keeps queued (and, for
+ * capture, may hold) beyond what the card itself buffers.  At least two
+ * periods (one playing, one queued), and a block plus a period, so the
+ * client can always hand over a whole block before the ring runs dry. */
+static uint32_t latency_target(const sc_stream_params *p, uint32_t period, double card_rate,
+                               uint32_t block_card)
+{
+    uint32_t target = (uint32_t)lround(p->latency * card_rate);
+    if (target < 2 * period)
+        target = 2 * period;
+    if (target < block_card + period)
+        target = block_card + period;
+    return target;
 }
 
 int sc_stream_open(sc_client *c, const sc_stream_params *p, sc_stream **out)
@@ -110,15 +113,23 @@ int sc_stream_open(sc_client *c, const sc_stream_params *p, sc_stream **out)
     s->memfd = s->eventfd = -1;
     s->format = p->format;
     s->sample_bytes = convert_sample_bytes(p->format);
-    s->blocksize = p->blocksize;
+    s->card_rate = c->rate;
+    s->app_rate = p->samplerate ? p->samplerate : c->rate;
+    s->callback = p->callback;
+    s->userdata = p->userdata;
+    s->finished = p->finished;
 
-    /* Latency is this stream's own: the playback fill it keeps.  At least two
-     * periods (one playing, one queued) and one block. */
-    uint32_t latency = (uint32_t)lround(p->latency * c->rate);
-    uint32_t target = latency > 2 * c->period ? latency : 2 * c->period;
-    if (target < p->blocksize)
-        target = (uint32_t)p->blocksize;
-    uint32_t wake = p->blocksize ? (uint32_t)p->blocksize : c->period;
+    /* A block (callback size, or the blocking mode's wake interval) in card
+     * frames.  With no blocksize: a period, or half the latency when that is
+     * longer, so a relaxed stream is not woken every period. */
+    double ratio = s->card_rate / s->app_rate;
+    uint32_t block_card = p->blocksize ? (uint32_t)ceil(p->blocksize * ratio) : c->period;
+    if (!p->blocksize && p->latency * s->card_rate / 2 > block_card)
+        block_card = (uint32_t)(p->latency * s->card_rate / 2);
+    s->blocksize = p->blocksize ? p->blocksize : (unsigned long)floor(block_card / ratio);
+    if (s->blocksize == 0)
+        s->blocksize = 1;
+    uint32_t target = latency_target(p, c->period, s->card_rate, block_card);
 
     cJSON *req = cJSON_CreateObject(), *reply;
     cJSON_AddStringToObject(req, "op", "stream.open");
@@ -126,8 +137,8 @@ int sc_stream_open(sc_client *c, const sc_stream_params *p, sc_stream **out)
     cJSON_AddNumberToObject(req, "device", p->device);
     cJSON_AddNumberToObject(req, "input_channels", p->input_channels);
     cJSON_AddNumberToObject(req, "output_channels", p->output_channels);
-    cJSON_AddNumberToObject(req, "buffer_frames", target + wake);
-    cJSON_AddNumberToObject(req, "wake_frames", wake);
+    cJSON_AddNumberToObject(req, "buffer_frames", target + block_card + c->period);
+    cJSON_AddNumberToObject(req, "wake_frames", block_card);
     int fds[2], nfds = 2;
     err = sc__call(c, req, &reply, fds, &nfds, NULL);
     if (err < 0) {
@@ -136,7 +147,16 @@ int sc_stream_open(sc_client *c, const sc_stream_params *p, sc_stream **out)
     }
     err = attach(s, reply, fds);
     cJSON_Delete(reply);
+    if (!err)
+        err = pipeline_init(s);
+    if (!err && s->callback) {
+        s->cb_in = calloc(s->blocksize * (size_t)p->input_channels + 1, s->sample_bytes);
+        s->cb_out = calloc(s->blocksize * (size_t)p->output_channels + 1, s->sample_bytes);
+        if (!s->cb_in || !s->cb_out)
+            err = sc__fail(-ENOMEM, "out of memory");
+    }
     if (err < 0) {
+        sc__stream_control(s, "stream.close");
         stream_free(s);
         return err;
     }
@@ -145,7 +165,7 @@ int sc_stream_open(sc_client *c, const sc_stream_params *p, sc_stream **out)
     return 0;
 }
 
-static int control(sc_stream *s, const char *op)
+int sc__stream_control(sc_stream *s, const char *op)
 {
     cJSON *req = cJSON_CreateObject(), *reply;
     cJSON_AddStringToObject(req, "op", op);
@@ -157,65 +177,93 @@ static int control(sc_stream *s, const char *op)
 
 int sc_stream_start(sc_stream *s)
 {
-    if (s->active)
+    if (atomic_load(&s->active))
         return sc__fail(SC_EINVALSTATE, "stream %u is already running", s->id);
-    int err = control(s, "stream.start");
-    if (err == 0)
-        s->active = true;
+    if (s->callback) {
+        sc__callback_join(s);  /* a thread that ended itself (complete/abort) */
+        pipeline_reset(s);
+        if (s->play_ring)
+            pipeline_out_prime(s);
+    }
+    int err = sc__stream_control(s, "stream.start");
+    if (err < 0)
+        return err;
+    atomic_store(&s->active, true);
+    if (s->callback && (err = sc__callback_start(s)) < 0) {
+        sc__stream_control(s, "stream.abort");
+        atomic_store(&s->active, false);
+    }
+    return err;
+}
+
+/* Stop (drain) or abort.  A callback stream's thread leaves first, then the
+ * daemon is told, then `finished` runs, once; if the callback itself ended
+ * the stream, all that has happened already. */
+static int end_stream(sc_stream *s, bool drain)
+{
+    if (s->callback && s->thread_started) {
+        if (sc__callback_join(s) != STREAM_END_NONE)
+            return 0;
+    } else if (s->callback && !atomic_load(&s->active)) {
+        return 0;
+    }
+    if (drain && s->play_ring) {
+        /* What the application queued still goes to the ring first. */
+        while (pipeline_out_pump(s) > 0 && atomic_load(&s->active))
+            if (sc__wait_for_progress(s) < 0)
+                break;
+        pipeline_out_flush(s);
+    }
+    int err = sc__stream_control(s, drain ? "stream.stop" : "stream.abort");
+    bool was_active = atomic_exchange(&s->active, false);
+    if (!drain && s->play_ring)  /* the daemon dropped what was queued */
+        s->play_write = ring_load_read(&s->shm->play);
+    if (s->callback && was_active && s->finished)
+        s->finished(s->userdata);
     return err;
 }
 
 int sc_stream_stop(sc_stream *s)
 {
-    int err = control(s, "stream.stop");  /* replies once drained */
-    if (err == 0)
-        s->active = false;
-    return err;
+    return end_stream(s, true);
 }
 
 int sc_stream_abort(sc_stream *s)
 {
-    int err = control(s, "stream.abort");
-    if (err == 0) {
-        s->active = false;
-        if (s->play_ring)  /* the daemon dropped what was queued */
-            s->play_write = ring_load_read(&s->shm->play);
-    }
-    return err;
+    return end_stream(s, false);
 }
 
 int sc_stream_close(sc_stream *s)
 {
     if (!s)
         return 0;
-    int err = control(s, "stream.close");
+    if (atomic_load(&s->active) || s->thread_started)
+        end_stream(s, false);
+    int err = sc__stream_control(s, "stream.close");
     stream_free(s);
     return err;
 }
 
 int sc_stream_is_active(sc_stream *s)
 {
-    return s->active;
+    return atomic_load(&s->active);
 }
 
 long sc_stream_write_available(sc_stream *s)
 {
     if (!s->play_ring)
         return sc__fail(-EINVAL, "stream %u has no output", s->id);
-    uint32_t fill = ring_fill(s->play_write, ring_load_read(&s->shm->play), s->layout.capacity);
-    return fill < s->play_target ? (long)(s->play_target - fill) : 0;
+    return pipeline_out_room(s);
 }
 
 long sc_stream_read_available(sc_stream *s)
 {
     if (!s->capture_ring)
         return sc__fail(-EINVAL, "stream %u has no input", s->id);
-    return ring_fill(ring_load_write(&s->shm->capture), s->capture_read, s->layout.capacity);
+    return pipeline_in_ready(s);
 }
 
-/* Sleep until the daemon signals progress on this stream; fails if the
- * connection to the daemon is gone. */
-static int wait_for_progress(sc_stream *s)
+int sc__wait_for_progress(sc_stream *s)
 {
     struct pollfd p[2] = {
         { .fd = s->eventfd, .events = POLLIN },
@@ -237,87 +285,120 @@ static int wait_for_progress(sc_stream *s)
     }
 }
 
-/* The blocking transfer both ways: convert between the caller's buffer and
- * the ring, at most two runs per pass (split at the wrap), and wait for the
- * daemon's progress when the ring is full (playback) or empty (capture). */
-static long transfer(sc_stream *s, void *buf, unsigned long frames, bool playback)
+/* A stream that is not running makes no progress: a blocking call returns
+ * what it moved, or says why it cannot move anything. */
+static long stopped(sc_stream *s, unsigned long done, const char *what)
 {
-    float *ring = playback ? s->play_ring : s->capture_ring;
-    if (!ring)
-        return sc__fail(-EINVAL, "stream %u has no %s", s->id, playback ? "output" : "input");
-    const uint32_t channels = playback ? s->layout.output_channels : s->layout.input_channels;
-    const uint32_t cap = s->layout.capacity;
-    uint32_t *own_index = playback ? &s->play_write : &s->capture_read;
-    _Atomic uint32_t *published = playback ? &s->shm->play.write_index : &s->shm->capture.read_index;
-    char *app = buf;
-    unsigned long done = 0;
-    while (done < frames) {
-        long ready = playback ? sc_stream_write_available(s) : sc_stream_read_available(s);
-        if (ready == 0) {
-            /* A stopped stream makes no progress: return what fit. */
-            if (!s->active)
-                return done ? (long)done
-                            : sc__fail(SC_ESTOPPED, "stream %u is not running and its buffer is %s",
-                                       s->id, playback ? "full" : "empty");
-            int err = wait_for_progress(s);
-            if (err < 0)
-                return err;
-            continue;
-        }
-        uint32_t n = (uint32_t)((unsigned long)ready < frames - done ? (unsigned long)ready : frames - done);
-        for (uint32_t copied = 0; copied < n;) {
-            uint32_t offset;
-            uint32_t run = ring_segment(cap, *own_index + copied, n - copied, &offset);
-            float *r = ring + (size_t)offset * channels;
-            char *a = app + (done + copied) * channels * s->sample_bytes;
-            size_t samples = (size_t)run * channels;
-            if (playback)
-                convert_to_float(r, a, s->format, samples);
-            else
-                convert_from_float(a, r, s->format, samples);
-            copied += run;
-        }
-        *own_index += n;
-        ring_publish(published, *own_index);
-        done += n;
-    }
-    return (long)done;
+    return done ? (long)done
+                : sc__fail(SC_ESTOPPED, "stream %u is not running and its buffer is %s", s->id, what);
 }
 
 long sc_stream_write(sc_stream *s, const void *buf, unsigned long frames)
 {
-    return transfer(s, (void *)buf, frames, true);
+    if (!s->play_ring)
+        return sc__fail(-EINVAL, "stream %u has no output", s->id);
+    if (s->callback)
+        return sc__fail(SC_EINVALSTATE, "stream %u is a callback stream: its callback writes", s->id);
+    const char *app = buf;
+    size_t frame_bytes = s->layout.output_channels * s->sample_bytes;
+    unsigned long done = 0;
+    for (;;) {
+        uint32_t n = pipeline_out_space(s);
+        if (n > frames - done)
+            n = (uint32_t)(frames - done);
+        pipeline_out_push(s, app + done * frame_bytes, n);
+        done += n;
+        uint32_t queued = pipeline_out_pump(s);
+        if (done == frames && queued == 0)
+            return (long)done;
+        if (!atomic_load(&s->active)) {
+            if (n == 0)
+                return stopped(s, done, "full");
+            continue;
+        }
+        if (pipeline_out_space(s) == 0 || done == frames) {
+            int err = sc__wait_for_progress(s);
+            if (err < 0)
+                return err;
+        }
+    }
 }
 
 long sc_stream_read(sc_stream *s, void *buf, unsigned long frames)
 {
-    return transfer(s, buf, frames, false);
+    if (!s->capture_ring)
+        return sc__fail(-EINVAL, "stream %u has no input", s->id);
+    if (s->callback)
+        return sc__fail(SC_EINVALSTATE, "stream %u is a callback stream: its callback reads", s->id);
+    char *app = buf;
+    size_t frame_bytes = s->layout.input_channels * s->sample_bytes;
+    unsigned long done = 0;
+    while (done < frames) {
+        pipeline_in_pump(s);
+        uint32_t want = frames - done > UINT32_MAX ? UINT32_MAX : (uint32_t)(frames - done);
+        uint32_t n = pipeline_in_take(s, app + done * frame_bytes, want);
+        done += n;
+        if (done == frames)
+            break;
+        if (!atomic_load(&s->active)) {
+            if (n == 0)
+                return stopped(s, done, "empty");
+            continue;
+        }
+        if (n == 0) {
+            int err = sc__wait_for_progress(s);
+            if (err < 0)
+                return err;
+        }
+    }
+    return (long)done;
 }
 
-double sc_stream_time(sc_stream *s)
+static double monotonic_now(void)
 {
-    (void)s;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+double sc_stream_time(sc_stream *s)
+{
+    (void)s;
+    return monotonic_now();
+}
+
+/* The time info, from the daemon's timing record of the current period:
+ * the frame at ring index i reaches the DAC at
+ *   dac_time + (i - play_index) / card_rate,
+ * and the next frame the application writes sits behind play_write plus
+ * what the FIFO and the resampler still hold.  Capture mirrors it: the next
+ * frame the application reads entered the ADC at
+ *   adc_time + (capture_read - capture_index - held) / card_rate. */
+void sc__time_info(sc_stream *s, sc_time_info *t)
+{
+    struct shm_timing_snapshot snap;
+    t->current_time = monotonic_now();
+    t->input_adc_time = t->output_dac_time = 0;
+    if (shm_timing_read(&s->shm->timing, &snap) < 0 || snap.period_time_ns == 0)
+        return;
+    if (s->play_ring) {
+        double ahead = (int32_t)(s->play_write - snap.play_index) + pipeline_out_pending(s);
+        t->output_dac_time = snap.dac_time_ns / 1e9 + ahead / s->card_rate;
+    }
+    if (s->capture_ring) {
+        double behind = (int32_t)(snap.capture_index - s->capture_read) + pipeline_in_pending(s);
+        t->input_adc_time = snap.adc_time_ns / 1e9 - behind / s->card_rate;
+    }
+}
+
 int sc_stream_latency(sc_stream *s, double *input, double *output)
 {
-    /* From the timing record: how long until the next frame we write is
-     * heard, and how long ago the next frame we read was captured. */
-    struct shm_timing_snapshot t;
-    if (shm_timing_read(&s->shm->timing, &t) < 0)
-        return sc__fail(-EAGAIN, "the stream's timing record is being rewritten; try again");
-    double now = sc_stream_time(s), rate = s->layout.rate;
+    sc_time_info t;
+    sc__time_info(s, &t);
     if (output)
-        *output = s->play_ring && t.period_time_ns
-                      ? t.dac_time_ns / 1e9 + (int32_t)(s->play_write - t.play_index) / rate - now
-                      : 0.0;
+        *output = s->play_ring && t.output_dac_time ? t.output_dac_time - t.current_time : 0.0;
     if (input)
-        *input = s->capture_ring && t.period_time_ns
-                     ? now - (t.adc_time_ns / 1e9 + (int32_t)(s->capture_read - t.capture_index) / rate)
-                     : 0.0;
+        *input = s->capture_ring && t.input_adc_time ? t.current_time - t.input_adc_time : 0.0;
     return 0;
 }
 
@@ -344,5 +425,6 @@ int sc_stream_get_stats(sc_stream *s, sc_stream_stats *out)
     uint32_t bits = atomic_load_explicit(&c->peak_bits, memory_order_relaxed);
     memcpy(&out->peak, &bits, sizeof(out->peak));
     out->id = s->id;
+    out->callback_realtime = s->callback ? (s->realtime ? 1 : 0) : -1;
     return 0;
 }

@@ -7,13 +7,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The dummy card hears its output one period after the engine writes it and
+ * hands over input one period after capturing it: a frame played at DAC time
+ * t is captured at ADC time t when it comes back two periods later. */
+#define LOOPBACK_DELAY 2
+
 enum source_kind { SOURCE_SILENCE, SOURCE_SINE, SOURCE_LOOPBACK, SOURCE_FILE };
 
 struct capture_source {
     enum source_kind kind;
     uint32_t rate, channels, period;
     double phase, phase_step;   /* sine */
-    float *samples;             /* file (card layout) or loopback's last period */
+    float *samples;             /* file (card layout) or loopback's delay line */
     uint64_t frames, position;  /* file length and read position */
 };
 
@@ -102,7 +107,7 @@ struct capture_source *capture_source_open(const char *spec, uint32_t rate, uint
         src->phase_step = 2.0 * M_PI * hz / rate;
     } else if (strcmp(spec, "loopback") == 0) {
         src->kind = SOURCE_LOOPBACK;
-        src->samples = calloc((size_t)period * channels, sizeof(float));
+        src->samples = calloc((size_t)LOOPBACK_DELAY * period * channels, sizeof(float));
         if (!src->samples) {
             snprintf(err, err_len, "out of memory");
             free(src);
@@ -142,12 +147,10 @@ void capture_source_fill(struct capture_source *src, float *in, uint32_t frames)
         }
         src->phase = fmod(src->phase, 2.0 * M_PI);
         break;
-    case SOURCE_LOOPBACK: {
-        uint32_t n = frames < src->period ? frames : src->period;
-        memcpy(in, src->samples, n * ch * sizeof(float));
-        memset(in + n * ch, 0, (frames - n) * ch * sizeof(float));
+    case SOURCE_LOOPBACK:
+        /* The oldest period of the delay line. */
+        memcpy(in, src->samples + src->position * src->period * ch, frames * ch * sizeof(float));
         break;
-    }
     case SOURCE_FILE:
         for (uint32_t f = 0; f < frames; f++) {
             memcpy(in + f * ch, src->samples + src->position * ch, ch * sizeof(float));
@@ -162,6 +165,9 @@ void capture_source_played(struct capture_source *src, const float *out, uint32_
 {
     if (src->kind != SOURCE_LOOPBACK)
         return;
-    uint32_t n = frames < src->period ? frames : src->period;
-    memcpy(src->samples, out, n * src->channels * sizeof(float));
+    /* Replace the period just delivered with the one just played: it comes
+     * back LOOPBACK_DELAY periods later. */
+    memcpy(src->samples + src->position * src->period * src->channels, out,
+           frames * src->channels * sizeof(float));
+    src->position = (src->position + 1) % LOOPBACK_DELAY;
 }

@@ -296,6 +296,7 @@ static void cycle_stream(struct engine *e, struct engine_stream *s, const float 
     s->wake_progress += progress;
     if (s->wake_progress >= s->wake_frames) {
         s->wake_progress %= s->wake_frames;
+        atomic_fetch_add_explicit(&s->wakeups, 1, memory_order_relaxed);
         wake_client(s);
     }
 }

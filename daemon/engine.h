@@ -40,7 +40,7 @@ struct engine_stream {
     _Atomic bool mute;
 
     /* RT -> loop: the authoritative counters, read for stats. */
-    _Atomic uint64_t frames, underruns, overruns, clipped;
+    _Atomic uint64_t frames, underruns, overruns, clipped, wakeups;
     _Atomic uint32_t peak_bits;  /* float */
     _Atomic uint32_t public_state;
 };

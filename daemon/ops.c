@@ -235,6 +235,14 @@ static void op_stream_set(struct session *s, const struct msg_request *req)
         session_reply_error(s, req->id, MSG_ERR_NOT_FOUND, "no stream %u", req->u.set.stream);
         return;
     }
+    if (req->u.set.has_callback_realtime) {
+        if (st->owner != s) {
+            session_reply_error(s, req->id, MSG_ERR_DENIED,
+                                "only the owner of stream %u reports its callback thread", st->id);
+            return;
+        }
+        st->callback_realtime = req->u.set.callback_realtime;
+    }
     if (req->u.set.has_gain)
         atomic_store(&st->rt.gain_bits, engine_bits_from_float(req->u.set.gain));
     if (req->u.set.has_mute)
@@ -264,6 +272,9 @@ static cJSON *stream_stats(const struct stream *st)
     cJSON_AddNumberToObject(o, "overruns", (double)atomic_load(&rt->overruns));
     cJSON_AddNumberToObject(o, "clipped", (double)atomic_load(&rt->clipped));
     cJSON_AddNumberToObject(o, "peak", engine_float_from_bits(atomic_load(&rt->peak_bits)));
+    cJSON_AddNumberToObject(o, "wakeups", (double)atomic_load(&rt->wakeups));
+    static const char *const callback[] = { "none", "normal", "realtime" };
+    cJSON_AddStringToObject(o, "callback", callback[st->callback_realtime + 1]);
     return o;
 }
 

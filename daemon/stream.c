@@ -32,6 +32,7 @@ struct stream *stream_create(uint32_t id, const struct stream_request *req, int 
     st->id = id;
     st->memfd = -1;
     st->rt.eventfd = -1;
+    st->callback_realtime = -1;
     snprintf(st->name, sizeof(st->name), "%s", req->name && req->name[0] ? req->name : "stream");
     struct engine_stream *rt = &st->rt;
     int err = shm_layout_compute(&rt->layout, req->rate, req->period, ring_capacity_for(req),

@@ -20,6 +20,7 @@ struct stream {
     struct stream *owner_next; /* owner's list */
     int memfd;
     bool removing;             /* ENGINE_CMD_REMOVE submitted: invisible to ops */
+    int callback_realtime;     /* owner's report: -1 no callback thread, 0 normal, 1 SCHED_FIFO */
 };
 
 struct stream_request {

@@ -271,10 +271,15 @@ static enum msg_error_code check_set(const cJSON *obj, struct msg_request *req,
     int has_mute = get_bool(obj, "mute", &req->u.set.mute, err);
     if (has_mute < 0)
         return err->code;
-    if (!has_gain && !has_mute)
-        return fail(err, MSG_ERR_BAD_REQUEST, "stream.set needs field 'gain' or 'mute' (or both)");
+    int has_rt = get_bool(obj, "callback_realtime", &req->u.set.callback_realtime, err);
+    if (has_rt < 0)
+        return err->code;
+    if (!has_gain && !has_mute && !has_rt)
+        return fail(err, MSG_ERR_BAD_REQUEST,
+                    "stream.set needs field 'gain', 'mute' or 'callback_realtime'");
     req->u.set.has_gain = has_gain;
     req->u.set.has_mute = has_mute;
+    req->u.set.has_callback_realtime = has_rt;
     req->u.set.gain = (float)gain;
     return MSG_OK;
 }

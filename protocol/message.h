@@ -85,9 +85,10 @@ struct msg_request {
         } stream;                      /* start, stop, abort, close */
         struct {
             uint32_t stream;
-            bool has_gain, has_mute;
+            bool has_gain, has_mute, has_callback_realtime;
             float gain;                /* 0..MSG_MAX_GAIN, finite */
             bool mute;
+            bool callback_realtime;    /* owner's report: its callback thread is SCHED_FIFO */
         } set;
         struct {
             uint32_t events;           /* enum msg_event_mask; all when absent */

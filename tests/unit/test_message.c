@@ -153,7 +153,7 @@ static const struct {
     {"set without stream", "{\"id\":9,\"op\":\"stream.set\",\"gain\":1}", BR,
      "field 'stream' is required", 9},
     {"set neither gain nor mute", "{\"id\":9,\"op\":\"stream.set\",\"stream\":1}", BR,
-     "field 'gain' or 'mute'", 9},
+     "needs field 'gain', 'mute' or 'callback_realtime'", 9},
     {"set gain -0.1", "{\"id\":9,\"op\":\"stream.set\",\"stream\":1,\"gain\":-0.1}", BR,
      "field 'gain' must be a finite number 0..16", 9},
     {"set gain 17", "{\"id\":9,\"op\":\"stream.set\",\"stream\":1,\"gain\":17}", BR,

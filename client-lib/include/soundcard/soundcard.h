@@ -66,6 +66,7 @@ typedef struct {            /* counters since the stream was opened */
     uint64_t clipped;       /* its samples clipped in the mix */
     float peak;             /* its peak |sample| in the last period */
     uint32_t id;            /* the daemon's id for the stream */
+    int callback_realtime;  /* its callback thread: 1 SCHED_FIFO, 0 normal, -1 none */
 } sc_stream_stats;
 
 struct sc_device_info {

@@ -1,0 +1,156 @@
+/* Callback mode: one thread per stream, woken by the stream's eventfd, that
+ * calls the application's callback with exactly `blocksize` frames whenever
+ * a block of input has arrived and/or a block of output fits, so the ring
+ * never holds more than the stream's latency budget. */
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "pipeline.h"
+
+/* Below soundcardd's engine thread (70 by default): the card comes first. */
+#define CALLBACK_RT_PRIORITY 60
+
+/* Underflow/overflow since the last callback, from the daemon's counters. */
+static unsigned status_flags(sc_stream *s)
+{
+    uint64_t under = atomic_load_explicit(&s->shm->counters.underruns, memory_order_relaxed);
+    uint64_t over = atomic_load_explicit(&s->shm->counters.overruns, memory_order_relaxed);
+    unsigned status = 0;
+    if (under != s->seen_underruns)
+        status |= SC_OUTPUT_UNDERFLOW;
+    if (over != s->seen_overruns)
+        status |= SC_INPUT_OVERFLOW;
+    s->seen_underruns = under;
+    s->seen_overruns = over;
+    return status;
+}
+
+/* Whether a whole block can be handled now: its input has arrived and its
+ * output fits under the latency budget. */
+static bool block_ready(sc_stream *s)
+{
+    uint32_t b = (uint32_t)s->blocksize;
+    if (s->capture_ring && pipeline_in_pump(s) < b)
+        return false;
+    if (s->play_ring) {
+        pipeline_out_pump(s);
+        if (pipeline_out_room(s) < (long)b || pipeline_out_space(s) < b)
+            return false;
+    }
+    return true;
+}
+
+/* Run every block that is ready; returns the callback's verdict. */
+static int run_blocks(sc_stream *s)
+{
+    uint32_t b = (uint32_t)s->blocksize;
+    size_t out_bytes = (size_t)b * s->layout.output_channels * s->sample_bytes;
+    while (!atomic_load_explicit(&s->quit, memory_order_relaxed) && block_ready(s)) {
+        sc_time_info t;
+        sc__time_info(s, &t);
+        if (s->capture_ring)
+            pipeline_in_take(s, s->cb_in, b);
+        if (s->play_ring)
+            memset(s->cb_out, 0, out_bytes);  /* a callback that writes nothing plays silence */
+        int verdict = s->callback(s->capture_ring ? s->cb_in : NULL, s->play_ring ? s->cb_out : NULL,
+                                  b, &t, status_flags(s), s->userdata);
+        if (verdict == SC_ABORT)
+            return SC_ABORT;
+        if (s->play_ring) {
+            pipeline_out_push(s, s->cb_out, b);
+            pipeline_out_pump(s);
+        }
+        if (verdict != SC_CONTINUE)
+            return SC_COMPLETE;
+    }
+    return SC_CONTINUE;
+}
+
+/* The callback ended the stream: finish what it produced (COMPLETE) or drop
+ * it (ABORT), tell the daemon, then call `finished`. */
+static void end_from_callback(sc_stream *s, int verdict)
+{
+    bool drain = verdict == SC_COMPLETE;
+    if (drain && s->play_ring) {
+        while (pipeline_out_pump(s) > 0 && !atomic_load(&s->quit))
+            if (sc__wait_for_progress(s) < 0)
+                break;
+        pipeline_out_flush(s);
+    }
+    sc__stream_control(s, drain ? "stream.stop" : "stream.abort");
+    if (!drain && s->play_ring)
+        s->play_write = ring_load_read(&s->shm->play);
+    atomic_store(&s->active, false);
+    if (s->finished)
+        s->finished(s->userdata);
+}
+
+static void *callback_thread(void *arg)
+{
+    sc_stream *s = arg;
+    s->seen_underruns = atomic_load(&s->shm->counters.underruns);
+    s->seen_overruns = atomic_load(&s->shm->counters.overruns);
+    for (;;) {
+        int verdict = run_blocks(s);
+        if (atomic_load(&s->quit))
+            return NULL;
+        if (verdict != SC_CONTINUE) {
+            s->ended = verdict == SC_ABORT ? STREAM_END_ABORT : STREAM_END_COMPLETE;
+            end_from_callback(s, verdict);
+            return NULL;
+        }
+        if (sc__wait_for_progress(s) < 0) {
+            /* The daemon is gone: the stream ends as if aborted. */
+            s->ended = STREAM_END_ERROR;
+            atomic_store(&s->active, false);
+            if (s->finished)
+                s->finished(s->userdata);
+            return NULL;
+        }
+    }
+}
+
+int sc__callback_start(sc_stream *s)
+{
+    atomic_store(&s->quit, false);
+    s->ended = STREAM_END_NONE;
+    /* SCHED_FIFO from the first instruction when the system allows it;
+     * otherwise, quietly, a normal thread. */
+    struct sched_param param = { .sched_priority = CALLBACK_RT_PRIORITY };
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED);
+    pthread_attr_setschedpolicy(&attr, SCHED_FIFO);
+    pthread_attr_setschedparam(&attr, &param);
+    s->realtime = pthread_create(&s->thread, &attr, callback_thread, s) == 0;
+    pthread_attr_destroy(&attr);
+    if (!s->realtime && pthread_create(&s->thread, NULL, callback_thread, s) != 0)
+        return sc__fail(-EAGAIN, "cannot start the callback thread");
+    s->thread_started = true;
+
+    /* Let the daemon show in stats whether the callback runs realtime. */
+    cJSON *req = cJSON_CreateObject(), *reply;
+    cJSON_AddStringToObject(req, "op", "stream.set");
+    cJSON_AddNumberToObject(req, "stream", s->id);
+    cJSON_AddBoolToObject(req, "callback_realtime", s->realtime);
+    sc__call(s->client, req, &reply, NULL, NULL, NULL);
+    cJSON_Delete(reply);
+    return 0;
+}
+
+enum stream_end sc__callback_join(sc_stream *s)
+{
+    if (!s->thread_started)
+        return STREAM_END_NONE;
+    atomic_store(&s->quit, true);
+    uint64_t one = 1;  /* wake it if it sleeps on the eventfd */
+    (void)!write(s->eventfd, &one, sizeof(one));
+    pthread_join(s->thread, NULL);
+    s->thread_started = false;
+    return s->ended;
+}

@@ -1,0 +1,41 @@
+/* The way audio travels between the application's buffers and a stream's
+ * rings, without waiting: sample format conversion (convert.c), then a FIFO
+ * of float frames at the application's rate, then rate conversion
+ * (resample.c) into or out of the ring at the card's rate. */
+#ifndef SC_CLIENT_PIPELINE_H
+#define SC_CLIENT_PIPELINE_H
+
+#include "internal.h"
+
+int pipeline_init(sc_stream *s);
+void pipeline_free(sc_stream *s);
+/* Forget queued frames and the resamplers' state (before a restart). */
+void pipeline_reset(sc_stream *s);
+
+/* Playback.  Application frames the FIFO can take now. */
+uint32_t pipeline_out_space(sc_stream *s);
+/* Take `frames` (<= pipeline_out_space) application frames into the FIFO. */
+void pipeline_out_push(sc_stream *s, const void *app, uint32_t frames);
+/* Move what fits from the FIFO into the ring; returns frames still queued. */
+uint32_t pipeline_out_pump(sc_stream *s);
+/* Drain the resampler's tail into the ring (at the end of playback). */
+void pipeline_out_flush(sc_stream *s);
+/* Application frames that could be written before the ring holds its target. */
+long pipeline_out_room(sc_stream *s);
+/* Fill the ring up to its target with silence (before a callback stream starts). */
+void pipeline_out_prime(sc_stream *s);
+
+/* Capture.  Move what the ring holds into the FIFO (as far as it has
+ * space); returns the application frames the FIFO holds. */
+uint32_t pipeline_in_pump(sc_stream *s);
+/* Hand out up to `frames` application frames from the FIFO; returns how many. */
+uint32_t pipeline_in_take(sc_stream *s, void *app, uint32_t frames);
+/* Application frames ready now (FIFO and ring, the ring's at the app's rate). */
+long pipeline_in_ready(sc_stream *s);
+
+/* Card frames between the application and the ring: queued in the FIFO and
+ * held in the resampler (for the time info). */
+double pipeline_out_pending(sc_stream *s);
+double pipeline_in_pending(sc_stream *s);
+
+#endif
