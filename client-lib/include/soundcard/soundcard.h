@@ -40,10 +40,29 @@ enum { SC_CONTINUE = 0, SC_COMPLETE = 1, SC_ABORT = 2 };              /* callbac
 enum { SC_INPUT_UNDERFLOW = 1, SC_INPUT_OVERFLOW = 2, SC_OUTPUT_UNDERFLOW = 4,
        SC_OUTPUT_OVERFLOW = 8, SC_PRIMING_OUTPUT = 16 };               /* callback status */
 
+/* CLOCK_MONOTONIC seconds (docs/timing.md): when the block's first input
+ * frame left the ADC, now, and when its first output frame reaches the DAC. */
 typedef struct { double input_adc_time, current_time, output_dac_time; } sc_time_info;
+
+/* Callback mode.  The callback runs on a thread of the library's own
+ * (SCHED_FIFO when the system allows it), always with exactly `blocksize`
+ * frames; `input` is NULL for an output-only stream, `output` NULL for an
+ * input-only one, and `output` starts zeroed.  `status` has
+ * SC_OUTPUT_UNDERFLOW when the daemon played silence for the stream since
+ * the last call and SC_INPUT_OVERFLOW when capture was dropped.  Return
+ * SC_CONTINUE to go on, SC_COMPLETE to end after this block has played
+ * (drain), SC_ABORT to end now; then `finished` runs, once.  The output ring
+ * is primed with silence up to the stream's latency at start, so there are
+ * no SC_PRIMING_OUTPUT calls. */
 typedef int (*sc_callback)(const void *input, void *output, unsigned long frames,
                            const sc_time_info *time, unsigned status, void *userdata);
 
+/* Channels: 1..the card's count.  A mono output stream is heard on every
+ * card channel; otherwise stream channel i plays on card channel i (a stream
+ * with fewer channels leaves the rest), and input channel i is card channel
+ * i.  Any samplerate from 1000 to 768000 Hz: the library converts to and from
+ * the card's rate with libsoxr, in the client's process.  Integer formats are
+ * clipped on the way from float. */
 typedef struct {
     const char *name;            /* shown in stats; NULL: program name        */
     int device;                  /* -1: default                              */
