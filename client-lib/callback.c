@@ -71,25 +71,6 @@ static int run_blocks(sc_stream *s)
     return SC_CONTINUE;
 }
 
-/* The callback ended the stream: finish what it produced (COMPLETE) or drop
- * it (ABORT), tell the daemon, then call `finished`. */
-static void end_from_callback(sc_stream *s, int verdict)
-{
-    bool drain = verdict == SC_COMPLETE;
-    if (drain && s->play_ring) {
-        while (pipeline_out_pump(s) > 0 && !atomic_load(&s->quit))
-            if (sc__wait_for_progress(s) < 0)
-                break;
-        pipeline_out_flush(s);
-    }
-    sc__stream_control(s, drain ? "stream.stop" : "stream.abort");
-    if (!drain && s->play_ring)
-        s->play_write = ring_load_read(&s->shm->play);
-    atomic_store(&s->active, false);
-    if (s->finished)
-        s->finished(s->userdata);
-}
-
 static void *callback_thread(void *arg)
 {
     sc_stream *s = arg;
@@ -101,7 +82,7 @@ static void *callback_thread(void *arg)
             return NULL;
         if (verdict != SC_CONTINUE) {
             s->ended = verdict == SC_ABORT ? STREAM_END_ABORT : STREAM_END_COMPLETE;
-            end_from_callback(s, verdict);
+            sc__end_stream(s, verdict == SC_COMPLETE);
             return NULL;
         }
         if (sc__wait_for_progress(s) < 0) {

@@ -78,6 +78,9 @@ int sc__error_from_code(const char *code);
 
 /* stream.c: a control op on the stream ("stream.stop"…). */
 int sc__stream_control(sc_stream *s, const char *op);
+/* stream.c: end a running stream: play out what is queued (drain) or drop
+ * it, tell the daemon, reset the pipeline, then call `finished` once. */
+int sc__end_stream(sc_stream *s, bool drain);
 /* stream.c: sleep until the daemon signals progress (or stop/abort asks the
  * callback thread to leave); fails when the daemon is gone. */
 int sc__wait_for_progress(sc_stream *s);

@@ -9,7 +9,8 @@
 
 int pipeline_init(sc_stream *s);
 void pipeline_free(sc_stream *s);
-/* Forget queued frames and the resamplers' state (before a restart). */
+/* Forget queued frames and the resamplers' state (after a stream ended, so
+ * a restart begins afresh). */
 void pipeline_reset(sc_stream *s);
 
 /* Playback.  Application frames the FIFO can take now. */

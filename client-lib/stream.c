@@ -181,7 +181,6 @@ int sc_stream_start(sc_stream *s)
         return sc__fail(SC_EINVALSTATE, "stream %u is already running", s->id);
     if (s->callback) {
         sc__callback_join(s);  /* a thread that ended itself (complete/abort) */
-        pipeline_reset(s);
         if (s->play_ring)
             pipeline_out_prime(s);
     }
@@ -196,20 +195,11 @@ int sc_stream_start(sc_stream *s)
     return err;
 }
 
-/* Stop (drain) or abort.  A callback stream's thread leaves first, then the
- * daemon is told, then `finished` runs, once; if the callback itself ended
- * the stream, all that has happened already. */
-static int end_stream(sc_stream *s, bool drain)
+int sc__end_stream(sc_stream *s, bool drain)
 {
-    if (s->callback && s->thread_started) {
-        if (sc__callback_join(s) != STREAM_END_NONE)
-            return 0;
-    } else if (s->callback && !atomic_load(&s->active)) {
-        return 0;
-    }
     if (drain && s->play_ring) {
         /* What the application queued still goes to the ring first. */
-        while (pipeline_out_pump(s) > 0 && atomic_load(&s->active))
+        while (pipeline_out_pump(s) > 0 && atomic_load(&s->active) && !atomic_load(&s->quit))
             if (sc__wait_for_progress(s) < 0)
                 break;
         pipeline_out_flush(s);
@@ -218,9 +208,24 @@ static int end_stream(sc_stream *s, bool drain)
     bool was_active = atomic_exchange(&s->active, false);
     if (!drain && s->play_ring)  /* the daemon dropped what was queued */
         s->play_write = ring_load_read(&s->shm->play);
+    pipeline_reset(s);  /* a restart begins with empty FIFOs and fresh resamplers */
     if (s->callback && was_active && s->finished)
         s->finished(s->userdata);
     return err;
+}
+
+/* Stop (drain) or abort from the application.  A callback stream's thread
+ * leaves first; if the callback itself ended the stream, all has happened. */
+static int end_stream(sc_stream *s, bool drain)
+{
+    if (s->callback && s->thread_started) {
+        if (sc__callback_join(s) != STREAM_END_NONE)
+            return 0;
+        atomic_store(&s->quit, false);  /* the drain below may wait */
+    } else if (s->callback && !atomic_load(&s->active)) {
+        return 0;
+    }
+    return sc__end_stream(s, drain);
 }
 
 int sc_stream_stop(sc_stream *s)
