@@ -30,6 +30,15 @@ static unsigned status_flags(sc_stream *s)
     return status;
 }
 
+/* For sc_stream_latency() from other threads. */
+static void publish_latency(sc_stream *s, const sc_time_info *t)
+{
+    union { double d; uint64_t u; } in, out;
+    sc__latency_from(s, t, &in.d, &out.d);
+    atomic_store_explicit(&s->latency_bits[0], in.u, memory_order_relaxed);
+    atomic_store_explicit(&s->latency_bits[1], out.u, memory_order_relaxed);
+}
+
 /* Whether a whole block can be handled now: its input has arrived and its
  * output fits under the latency budget. */
 static bool block_ready(sc_stream *s)
@@ -53,6 +62,7 @@ static int run_blocks(sc_stream *s)
     while (!atomic_load_explicit(&s->quit, memory_order_relaxed) && block_ready(s)) {
         sc_time_info t;
         sc__time_info(s, &t);
+        publish_latency(s, &t);
         if (s->capture_ring)
             pipeline_in_take(s, s->cb_in, b);
         if (s->play_ring)

@@ -49,6 +49,8 @@ struct sc_stream {
     unsigned long blocksize;            /* app frames per callback / wake */
     struct resampler *out_rs, *in_rs;
     struct fifo out_fifo, in_fifo;
+    float *out_scratch;                 /* the output resampler's card-rate frames */
+    _Atomic uint64_t latency_bits[2];   /* callback mode: input, output latency (double) */
     _Atomic bool active;
 
     /* Callback mode. */
@@ -86,6 +88,8 @@ int sc__end_stream(sc_stream *s, bool drain);
 int sc__wait_for_progress(sc_stream *s);
 /* stream.c: the time info of the next block (DESIGN: from the shm timing record). */
 void sc__time_info(sc_stream *s, sc_time_info *t);
+/* stream.c: the latencies a time info implies (0 for a missing direction). */
+void sc__latency_from(sc_stream *s, const sc_time_info *t, double *input, double *output);
 
 /* callback.c */
 int sc__callback_start(sc_stream *s);

@@ -11,6 +11,8 @@
 /* FIFO size in application frames: room for two blocks, and at least this
  * much so blocking transfers move audio in reasonable chunks. */
 #define FIFO_MIN_FRAMES 1024u
+/* Card frames the output resampler writes per step. */
+#define SCRATCH_FRAMES 1024u
 
 static int fifo_init(struct fifo *f, uint32_t frames, uint32_t channels)
 {
@@ -42,6 +44,8 @@ int pipeline_init(sc_stream *s)
         return err;
     if (fifo_init(&s->out_fifo, frames, out_ch) < 0 || fifo_init(&s->in_fifo, frames, in_ch) < 0)
         return sc__fail(-ENOMEM, "out of memory");
+    if (s->out_rs && !(s->out_scratch = calloc((size_t)SCRATCH_FRAMES * out_ch, sizeof(float))))
+        return sc__fail(-ENOMEM, "out of memory");
     return 0;
 }
 
@@ -51,6 +55,7 @@ void pipeline_free(sc_stream *s)
     resampler_free(s->in_rs);
     free(s->out_fifo.data);
     free(s->in_fifo.data);
+    free(s->out_scratch);
 }
 
 static void resampler_restart(struct resampler **r, double in_rate, double out_rate, unsigned channels)
@@ -93,24 +98,34 @@ void pipeline_out_push(sc_stream *s, const void *app, uint32_t frames)
 }
 
 /* Resample `in` (NULL: flush) into the ring as far as the room goes;
- * returns input frames taken. */
-static size_t into_ring(sc_stream *s, const float *in, size_t in_frames)
+ * returns input frames taken and sets *produced.  soxr writes into a scratch
+ * buffer, not straight into the ring: it may hold back output that does not
+ * fit whole, and the run before the ring's wrap can be a frame long. */
+static size_t into_ring(sc_stream *s, const float *in, size_t in_frames, size_t *produced)
 {
     uint32_t ch = s->layout.output_channels, cap = s->layout.capacity;
-    size_t taken = 0;
-    for (int pass = 0; pass < 2; pass++) {  /* the room may wrap once */
-        uint32_t room = ring_room(s), offset;
-        uint32_t run = ring_segment(cap, s->play_write, room, &offset);
-        if (run == 0 || (in && taken == in_frames))
+    size_t frame_bytes = ch * sizeof(float), taken = 0;
+    *produced = 0;
+    for (;;) {
+        uint32_t room = ring_room(s);
+        if (room == 0 || (in && taken == in_frames && !s->out_rs))
             break;
-        size_t used;
-        size_t made = resampler_process(s->out_rs, ch, in ? in + taken * ch : NULL,
-                                        in ? in_frames - taken : 0, &used,
-                                        s->play_ring + (size_t)offset * ch, run);
+        size_t want = room < SCRATCH_FRAMES ? room : SCRATCH_FRAMES, used = 0, made;
+        if (s->out_rs) {
+            made = resampler_process(s->out_rs, ch, in ? in + taken * ch : NULL,
+                                     in ? in_frames - taken : 0, &used, s->out_scratch, want);
+            ring_copy_in(s->play_ring, cap, frame_bytes, s->play_write, s->out_scratch, (uint32_t)made);
+        } else {
+            made = used = in ? (in_frames - taken < want ? in_frames - taken : want) : 0;
+            ring_copy_in(s->play_ring, cap, frame_bytes, s->play_write, in + taken * ch, (uint32_t)made);
+        }
         taken += used;
+        *produced += made;
         s->play_write += (uint32_t)made;
         ring_publish(&s->shm->play.write_index, s->play_write);
-        if (made < run)
+        if (made < want && (!in || taken == in_frames))
+            break;  /* nothing more to give until more input comes */
+        if (made == 0 && used == 0)
             break;
     }
     return taken;
@@ -118,16 +133,21 @@ static size_t into_ring(sc_stream *s, const float *in, size_t in_frames)
 
 uint32_t pipeline_out_pump(sc_stream *s)
 {
-    uint32_t taken = (uint32_t)into_ring(s, s->out_fifo.data, s->out_fifo.frames);
+    size_t produced;
+    uint32_t taken = (uint32_t)into_ring(s, s->out_fifo.data, s->out_fifo.frames, &produced);
     if (taken)
         fifo_consume(&s->out_fifo, taken, s->layout.output_channels);
     return s->out_fifo.frames;
 }
 
-void pipeline_out_flush(sc_stream *s)
+bool pipeline_out_flush(sc_stream *s)
 {
-    if (s->out_rs)
-        into_ring(s, NULL, 0);
+    if (!s->out_rs)
+        return true;
+    uint32_t room = ring_room(s);
+    size_t produced;
+    into_ring(s, NULL, 0, &produced);
+    return produced < room;  /* soxr gave less than fitted: its tail is out */
 }
 
 long pipeline_out_room(sc_stream *s)
@@ -138,14 +158,33 @@ long pipeline_out_room(sc_stream *s)
 
 void pipeline_out_prime(sc_stream *s)
 {
-    uint32_t ch = s->layout.output_channels, cap = s->layout.capacity;
-    for (uint32_t room = ring_room(s); room > 0; room = ring_room(s)) {
-        uint32_t offset;
-        uint32_t run = ring_segment(cap, s->play_write, room, &offset);
-        memset(s->play_ring + (size_t)offset * ch, 0, (size_t)run * ch * sizeof(float));
-        s->play_write += run;
+    /* Silence goes through the resampler, not around it, so its filter is
+     * full when the first block comes and the ring holds the whole budget. */
+    uint32_t ch = s->layout.output_channels;
+    memset(s->out_fifo.data, 0, (size_t)s->out_fifo.capacity * ch * sizeof(float));
+    for (int rounds = 0; rounds < 256 && ring_room(s) > 0; rounds++) {
+        size_t produced;
+        into_ring(s, s->out_fifo.data, s->out_fifo.capacity, &produced);
     }
-    ring_publish(&s->shm->play.write_index, s->play_write);
+    s->out_fifo.frames = 0;
+}
+
+void pipeline_in_prime(sc_stream *s)
+{
+    /* Likewise for capture: until its filter is full a resampler gives
+     * nothing back, and a callback waiting for its first block would leave
+     * the output to run dry. */
+    if (!s->in_rs)
+        return;
+    uint32_t ch = s->layout.input_channels;
+    float zeros[256 * 2];
+    uint32_t step = (uint32_t)(sizeof(zeros) / sizeof(zeros[0]) / ch);
+    memset(zeros, 0, sizeof(zeros));
+    for (int rounds = 0; rounds < 256 && s->in_fifo.frames == 0; rounds++) {
+        size_t used;
+        s->in_fifo.frames += (uint32_t)resampler_process(s->in_rs, ch, zeros, step, &used,
+                                                         s->in_fifo.data, s->in_fifo.capacity);
+    }
 }
 
 double pipeline_out_pending(sc_stream *s)

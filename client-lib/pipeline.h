@@ -19,12 +19,16 @@ uint32_t pipeline_out_space(sc_stream *s);
 void pipeline_out_push(sc_stream *s, const void *app, uint32_t frames);
 /* Move what fits from the FIFO into the ring; returns frames still queued. */
 uint32_t pipeline_out_pump(sc_stream *s);
-/* Drain the resampler's tail into the ring (at the end of playback). */
-void pipeline_out_flush(sc_stream *s);
+/* Drain the resampler's tail into the ring (at the end of playback, once the
+ * FIFO is empty); true once all of it is in the ring. */
+bool pipeline_out_flush(sc_stream *s);
 /* Application frames that could be written before the ring holds its target. */
 long pipeline_out_room(sc_stream *s);
-/* Fill the ring up to its target with silence (before a callback stream starts). */
+/* Before a callback stream starts: fill the ring up to its target with
+ * silence, and fill each resampler's filter, so the first blocks flow at
+ * once. */
 void pipeline_out_prime(sc_stream *s);
+void pipeline_in_prime(sc_stream *s);
 
 /* Capture.  Move what the ring holds into the FIFO (as far as it has
  * space); returns the application frames the FIFO holds. */

@@ -12,9 +12,11 @@ struct resampler *resampler_create(double in_rate, double out_rate, unsigned cha
         return NULL;
     soxr_error_t e;
     soxr_io_spec_t io = soxr_io_spec(SOXR_FLOAT32_I, SOXR_FLOAT32_I);
-    /* High quality with an intermediate phase response: a few ms of delay
-     * instead of linear phase's tens, for streams that are meant to be live. */
-    soxr_quality_spec_t q = soxr_quality_spec(SOXR_HQ, SOXR_INTERMEDIATE_PHASE);
+    /* High quality (20-bit) with a minimum-phase filter: about 2 ms of delay
+     * and output in steps the size of the input.  Linear or intermediate
+     * phase delay 15-20 ms and release output in bursts of ~900 frames,
+     * which would drain a low-latency ring between bursts. */
+    soxr_quality_spec_t q = soxr_quality_spec(SOXR_HQ, SOXR_MINIMUM_PHASE);
     soxr_t s = soxr_create(in_rate, out_rate, channels, &e, &io, &q, NULL);
     if (!s) {
         *err = sc__fail(SC_EUNSUPPORTED, "libsoxr cannot convert %g Hz to %g Hz: %s", in_rate,

@@ -183,6 +183,8 @@ int sc_stream_start(sc_stream *s)
         sc__callback_join(s);  /* a thread that ended itself (complete/abort) */
         if (s->play_ring)
             pipeline_out_prime(s);
+        if (s->capture_ring)
+            pipeline_in_prime(s);
     }
     int err = sc__stream_control(s, "stream.start");
     if (err < 0)
@@ -198,11 +200,15 @@ int sc_stream_start(sc_stream *s)
 int sc__end_stream(sc_stream *s, bool drain)
 {
     if (drain && s->play_ring) {
-        /* What the application queued still goes to the ring first. */
-        while (pipeline_out_pump(s) > 0 && atomic_load(&s->active) && !atomic_load(&s->quit))
+        /* What the application queued, and the resampler's tail, still go
+         * to the ring first. */
+        for (;;) {
+            bool all_out = pipeline_out_pump(s) == 0 && pipeline_out_flush(s);
+            if (all_out || !atomic_load(&s->active) || atomic_load(&s->quit))
+                break;
             if (sc__wait_for_progress(s) < 0)
                 break;
-        pipeline_out_flush(s);
+        }
     }
     int err = sc__stream_control(s, drain ? "stream.stop" : "stream.abort");
     bool was_active = atomic_exchange(&s->active, false);
@@ -396,14 +402,31 @@ void sc__time_info(sc_stream *s, sc_time_info *t)
     }
 }
 
+void sc__latency_from(sc_stream *s, const sc_time_info *t, double *input, double *output)
+{
+    *output = s->play_ring && t->output_dac_time ? t->output_dac_time - t->current_time : 0.0;
+    *input = s->capture_ring && t->input_adc_time ? t->current_time - t->input_adc_time : 0.0;
+}
+
 int sc_stream_latency(sc_stream *s, double *input, double *output)
 {
-    sc_time_info t;
-    sc__time_info(s, &t);
-    if (output)
-        *output = s->play_ring && t.output_dac_time ? t.output_dac_time - t.current_time : 0.0;
+    double in, out;
+    if (s->callback && s->thread_started) {
+        /* The callback thread owns the pipeline: use what it last saw. */
+        union { uint64_t u; double d; } a, b;
+        a.u = atomic_load(&s->latency_bits[0]);
+        b.u = atomic_load(&s->latency_bits[1]);
+        in = a.d;
+        out = b.d;
+    } else {
+        sc_time_info t;
+        sc__time_info(s, &t);
+        sc__latency_from(s, &t, &in, &out);
+    }
     if (input)
-        *input = s->capture_ring && t.input_adc_time ? t.current_time - t.input_adc_time : 0.0;
+        *input = in;
+    if (output)
+        *output = out;
     return 0;
 }
 

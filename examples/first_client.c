@@ -21,7 +21,7 @@ int main(void)
 
     if ((err = sc_client_open(&c, NULL, "first-client")) < 0)   /* NULL: $SOUNDCARD_SOCKET etc. */
         return fail("connect", err);
-    if ((err = sc_get_server_info(c, &card)) < 0)               /* the card's rate: no conversion yet */
+    if ((err = sc_get_server_info(c, &card)) < 0)               /* the tone is made at the card's rate */
         return fail("server info", err);
     sc_stream_params_init(&p);
     p.output_channels = 2;

@@ -1,7 +1,8 @@
 /* soundcard tone, play and rec: one blocking float32 stream each, run by the
  * shared run_stream(): open, start, move frames block by block, drain, print
- * the stream's counters.  SIGINT/SIGTERM abort at the next block. */
-#include <inttypes.h>
+ * the stream's counters.  SIGINT/SIGTERM abort at the next block.  Play and
+ * rec run at the file's rate; the library converts it to the card's.
+ * (tone --callback hands over to cmd_callback.c.) */
 #include <math.h>
 #include <sndfile.h>
 #include <stdint.h>
@@ -13,8 +14,7 @@
 
 #include "tool.h"
 
-#define BLOCK_FRAMES 256    /* frames per read/write: well under any sane latency */
-#define MAX_SECONDS 1e6
+#define BLOCK_FRAMES 256    /* default frames per read/write (or per callback): well under any sane latency */
 
 /* A blocking float32 stream's job: io fills a block to play (returns frames,
  * 0 at the end) or consumes a block recorded (returns frames or <0).
@@ -24,6 +24,7 @@ struct job {
     bool output;
     int channels;
     uint64_t frames;            /* frames to move; UINT64_MAX: until io returns 0 */
+    unsigned long block;        /* frames per read/write; 0: BLOCK_FRAMES */
     long (*io)(void *ctx, float *buf, unsigned long frames);
     void *ctx;
     char label[160];            /* the stats line starts with it */
@@ -52,8 +53,7 @@ static int stream_body(sc_stream *s, const struct job *j, float *buf)
     if (err < 0)
         return runtime_error(err, "start stream");
     for (uint64_t done = 0; done < j->frames && !g_signal;) {
-        unsigned long n = j->frames - done < BLOCK_FRAMES ? (unsigned long)(j->frames - done)
-                                                          : BLOCK_FRAMES;
+        unsigned long n = j->frames - done < j->block ? (unsigned long)(j->frames - done) : j->block;
         if (output) {
             long got = j->io(j->ctx, buf, n);
             if (got <= 0) {
@@ -76,12 +76,7 @@ static int stream_body(sc_stream *s, const struct job *j, float *buf)
     }
     if (g_signal)                       /* during the loop or the drain */
         return 128 + g_signal;
-    sc_stream_stats st;
-    if ((err = sc_stream_get_stats(s, &st)) < 0)
-        return runtime_error(err, "stream stats");
-    printf("%s: frames=%" PRIu64 " underruns=%" PRIu64 " overruns=%" PRIu64 " clipped=%" PRIu64 "\n",
-           j->label, st.frames, st.underruns, st.overruns, st.clipped);
-    return 0;
+    return print_stats(s, j->label, NULL);
 }
 
 static int run_stream(struct tool *t, struct job *j)
@@ -91,23 +86,16 @@ static int run_stream(struct tool *t, struct job *j)
     j->p.output_channels = output ? ch : 0;
     j->p.input_channels = output ? 0 : ch;
     j->p.format = SC_FLOAT32;
-    j->p.blocksize = BLOCK_FRAMES;
+    if (!j->block)
+        j->block = BLOCK_FRAMES;
+    j->p.blocksize = j->block;
     j->p.callback = NULL;
 
     sc_stream *s;
     int err = sc_stream_open(t->client, &j->p, &s);
-    if (err < 0) {
-        char what[64] = "the card's rate";
-        if (j->p.samplerate > 0)
-            snprintf(what, sizeof what, "%g Hz", j->p.samplerate);
-        snprintf(what + strlen(what), sizeof what - strlen(what), ", %d channel%s", ch, ch == 1 ? "" : "s");
-        runtime_error(err, "open %s stream (float32, %s)", output ? "output" : "input", what);
-        if (err == SC_EUNSUPPORTED)     /* most likely a file's rate the library cannot convert */
-            fprintf(stderr, "soundcard: the library cannot take %s audio; convert it first "
-                    "(e.g. sox IN -r RATE OUT)\n", what);
-        return EXIT_RUNTIME;
-    }
-    float *buf = malloc(sizeof *buf * BLOCK_FRAMES * (size_t)ch);
+    if (err < 0)
+        return open_error(err, &j->p);
+    float *buf = malloc(sizeof *buf * j->block * (size_t)ch);
     catch_signals();
     int rc = buf ? stream_body(s, j, buf) : (fputs("soundcard: out of memory\n", stderr), EXIT_RUNTIME);
     if (rc != 0)
@@ -118,14 +106,9 @@ static int run_stream(struct tool *t, struct job *j)
     return rc;
 }
 
-struct sine {
-    double phase, step, gain;   /* phase and step in cycles */
-    int channels;
-};
-
 /* Phase accumulates in double and wraps to [0, 1): continuous across blocks,
  * and sin() keeps its precision over hours. */
-static long sine_fill(void *ctx, float *buf, unsigned long frames)
+long sine_fill(void *ctx, float *buf, unsigned long frames)
 {
     struct sine *s = ctx;
     for (unsigned long i = 0; i < frames; i++) {
@@ -174,12 +157,15 @@ static long file_store(void *ctx, float *buf, unsigned long frames)
 int cmd_tone(struct tool *t, int argc, char **argv)
 {
     double freq = 440, seconds = 2, gain = 0.2, latency = 0.05;
-    long long channels = 0;
+    long long channels = 0, blocksize = BLOCK_FRAMES;
+    bool callback = false;
     const char *name = "tone";
     const struct opt opts[] = {
         {"freq", OPT_NUM, &freq, 1e-3, 1e6}, {"seconds", OPT_NUM, &seconds, 0, MAX_SECONDS},
         {"gain", OPT_NUM, &gain, 0, MAX_GAIN}, {"channels", OPT_INT, &channels, 1, MAX_CHANNELS},
-        {"latency", OPT_NUM, &latency, 0, 10}, {"name", OPT_STR, &name, 0, 0}, {0}};
+        {"latency", OPT_NUM, &latency, 0, 10}, {"name", OPT_STR, &name, 0, 0},
+        {"callback", OPT_FLAG, &callback, 0, 0}, {"blocksize", OPT_INT, &blocksize, 1, MAX_BLOCKSIZE},
+        {0}};
     sc_server_info si;
     int rc = parse_args(t, argc, argv, opts, NULL, 0);
     if (rc != ARGS_OK || (rc = tool_connect(t)) || (rc = card_info(t, &si)))
@@ -189,12 +175,17 @@ int cmd_tone(struct tool *t, int argc, char **argv)
 
     struct sine sine = {0, freq / si.samplerate, gain, channels ? (int)channels : si.channels};
     struct job j = {.output = true, .channels = sine.channels, .io = sine_fill, .ctx = &sine,
-                    .frames = (uint64_t)llround(seconds * si.samplerate)};
+                    .frames = (uint64_t)llround(seconds * si.samplerate),
+                    .block = (unsigned long)blocksize};
     sc_stream_params_init(&j.p);
     j.p.name = name;
     j.p.samplerate = 0;         /* the card's: no conversion, and step above is exact */
     j.p.latency = latency;
     snprintf(j.label, sizeof j.label, "tone %g Hz", freq);
+    if (callback) {
+        j.p.blocksize = j.block;
+        return run_callback_tone(t, &j.p, &sine, j.frames, j.label);
+    }
     return run_stream(t, &j);
 }
 
@@ -222,7 +213,7 @@ int cmd_play(struct tool *t, int argc, char **argv)
                         .io = file_fill, .ctx = &io};
         sc_stream_params_init(&j.p);
         j.p.name = "play";
-        j.p.samplerate = info.samplerate;   /* must be the card's rate until the library converts */
+        j.p.samplerate = info.samplerate;   /* the file's: the library converts it to the card's */
         j.p.latency = latency;
         snprintf(j.label, sizeof j.label, "play %s", path);
         rc = run_stream(t, &j);

@@ -8,30 +8,65 @@
  * Exit codes: 0 ok, 1 runtime error, 2 usage error, 128+N on signal N. */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <math.h>
+#include <semaphore.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "tool.h"
 
-#define MAX_OPTS 8
+#define MAX_OPTS 12
 
 volatile sig_atomic_t g_signal;   /* SIGINT/SIGTERM seen: stop at the next block */
+static sem_t g_wake;              /* see wake_main(); initialised in main() */
 
+/* sem_post is async-signal-safe: a signal that comes just before
+ * wait_main() sleeps is not lost, it makes that sleep return at once. */
 static void on_signal(int sig)
 {
     g_signal = sig;
+    sem_post(&g_wake);
 }
 
-/* No SA_RESTART: a blocking call returns early and the loop sees g_signal. */
+/* No SA_RESTART: sleeps end early (top's nanosleep; wait_main() is posted
+ * by the handler anyway).  The library's blocking calls return within a
+ * block, and the loops around them then see g_signal. */
 void catch_signals(void)
 {
     struct sigaction sa = {.sa_handler = on_signal};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+}
+
+void wake_main(void)
+{
+    sem_post(&g_wake);
+}
+
+double monotonic_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+bool wait_main(double deadline)
+{
+    if (deadline <= 0) {
+        sem_wait(&g_wake);          /* EINTR: a signal, which also posted */
+        return true;
+    }
+    double whole = floor(deadline);
+    const struct timespec at = {(time_t)whole, (long)((deadline - whole) * 1e9)};
+    while (sem_clockwait(&g_wake, CLOCK_MONOTONIC, &at) < 0)
+        if (errno != EINTR)         /* ETIMEDOUT */
+            return false;
+    return true;
 }
 
 /* ---- reporting ---------------------------------------------------------- */
@@ -200,6 +235,33 @@ const char *jstr(const cJSON *o, const char *key)
     return cJSON_IsString(v) ? v->valuestring : "?";
 }
 
+int print_stats(sc_stream *s, const char *label, const char *extra)
+{
+    sc_stream_stats st;
+    int err = sc_stream_get_stats(s, &st);
+    if (err < 0)
+        return runtime_error(err, "stream stats");
+    printf("%s: frames=%" PRIu64 " underruns=%" PRIu64 " overruns=%" PRIu64 " clipped=%" PRIu64 "%s%s\n",
+           label, st.frames, st.underruns, st.overruns, st.clipped, extra ? " " : "", extra ? extra : "");
+    return 0;
+}
+
+/* A failed sc_stream_open(), saying what was asked for (the tool's streams
+ * are all float32). */
+int open_error(int err, const sc_stream_params *p)
+{
+    const int ch = p->output_channels ? p->output_channels : p->input_channels;
+    char rate[32] = "the card's rate";
+    if (p->samplerate > 0)
+        snprintf(rate, sizeof rate, "%g Hz", p->samplerate);
+    return runtime_error(err, "open %s%s stream (float32, %s, %d channel%s)",
+                         p->callback ? "callback " : "",
+                         p->input_channels && p->output_channels ? "duplex"
+                         : p->output_channels                    ? "output"
+                                                                 : "input",
+                         rate, ch, ch == 1 ? "" : "s");
+}
+
 /* sc_get_server_info() with the error reported: the card's rate and channels
  * are the defaults of tone and rec, and the rate is top's clock. */
 int card_info(struct tool *t, sc_server_info *si)
@@ -213,11 +275,17 @@ int card_info(struct tool *t, sc_server_info *si)
 static const struct command commands[] = {
     {"status", cmd_status, "[--json]", "the daemon, its card, and every client and stream"},
     {"devices", cmd_devices, "", "the devices the daemon's backend offers"},
-    {"tone", cmd_tone, "[--freq HZ] [--seconds S] [--gain G] [--channels N] [--latency S] [--name NAME]",
-     "play a sine (default 440 Hz, 2 s, amplitude 0.2)"},
-    {"play", cmd_play, "FILE [--latency S] [--gain G]", "play a sound file (anything libsndfile reads)"},
+    {"tone", cmd_tone,
+     "[--freq HZ] [--seconds S] [--gain G] [--channels N] [--latency S] [--name NAME] [--callback] "
+     "[--blocksize N]",
+     "play a sine (default 440 Hz, 2 s, amplitude 0.2; --callback: from a callback stream)"},
+    {"play", cmd_play, "FILE [--latency S] [--gain G]",
+     "play a sound file (anything libsndfile reads, at its own rate)"},
     {"rec", cmd_rec, "FILE --seconds S [--channels N] [--rate HZ] [--latency S] [--float]",
-     "record to FILE (.wav, .flac or .ogg)"},
+     "record to FILE (.wav, .flac or .ogg; default rate: the card's)"},
+    {"loopback", cmd_loopback,
+     "[--seconds S] [--blocksize N] [--rate HZ] [--channels N] [--latency S]",
+     "play the card's input back to it from a callback (default 5 s; 0: until Ctrl-C)"},
     {"top", cmd_top, "[--interval S] [--count N]", "live per-stream table: latency, load, underruns, peak"},
     {"gain", cmd_gain, "STREAM G", "set a stream's linear gain (0 to 16)"},
 };
@@ -239,6 +307,7 @@ int main(int argc, char **argv)
                                            {"help", no_argument, NULL, 'h'},
                                            {"version", no_argument, NULL, 'V'}, {0}};
     struct tool t = {0};
+    sem_init(&g_wake, 0, 0);
     opterr = 0;
     /* "+": stop at the command; its own options are parse_args()'s business */
     for (int o; (o = getopt_long(argc, argv, "+", global, NULL)) != -1;) {

@@ -1,12 +1,15 @@
 /* What the soundcard tool's files share (private to tools/, not installed).
- * soundcard.c: main, reporting, option parsing, raw protocol requests;
- * cmd_info.c: status, devices, top, gain; cmd_stream.c: tone, play, rec. */
+ * soundcard.c: main, reporting, option parsing, signals and waking the main
+ * thread, raw protocol requests; cmd_info.c: status, devices, top, gain;
+ * cmd_stream.c: tone, play, rec (blocking streams) and the sine generator;
+ * cmd_callback.c: loopback and tone --callback (callback streams). */
 #ifndef SOUNDCARD_TOOL_H
 #define SOUNDCARD_TOOL_H
 
 #include <cjson/cJSON.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include <soundcard/soundcard.h>
 
@@ -14,6 +17,8 @@ enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2, ARGS_OK = -1 };
 
 #define MAX_GAIN 16.0       /* stream.set's limit (PROTOCOL.md) */
 #define MAX_CHANNELS 64     /* stream.open's limit */
+#define MAX_BLOCKSIZE 65536 /* sc_stream_open's limit */
+#define MAX_SECONDS 1e6     /* --seconds: anything longer is a typo */
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
 
@@ -42,6 +47,14 @@ struct opt {
 
 extern volatile sig_atomic_t g_signal;   /* SIGINT/SIGTERM seen: wind down */
 void catch_signals(void);
+/* The main thread's one wake-up: posted by SIGINT/SIGTERM and by wake_main()
+ * (async-signal-safe, callable from any thread: a callback stream's
+ * `finished`).  wait_main() sleeps until a wake-up or until `deadline`
+ * (CLOCK_MONOTONIC seconds, 0: none); returns false once the deadline has
+ * passed.  Wake-ups are counted: the caller re-checks what it waits for. */
+void wake_main(void);
+bool wait_main(double deadline);
+double monotonic_seconds(void);
 
 /* Both print "soundcard: ..." on stderr and return the exit code. */
 int usage_error(const struct tool *t, const char *fmt, ...) PRINTF_LIKE(2, 3);
@@ -57,6 +70,24 @@ int card_info(struct tool *t, sc_server_info *si);
 int raw_request(struct tool *t, const char *req, const char *what, cJSON **out);
 double jnum(const cJSON *o, const char *key);          /* NAN when absent */
 const char *jstr(const cJSON *o, const char *key);     /* "?" when absent */
+/* The stats line tone, play, rec and loopback end with:
+ * "LABEL: frames=N underruns=N overruns=N clipped=N[ EXTRA]".  Returns 0 or
+ * the exit code after reporting. */
+int print_stats(sc_stream *s, const char *label, const char *extra);
+/* A failed sc_stream_open() of `p`, reported; returns the exit code. */
+int open_error(int err, const sc_stream_params *p);
+
+/* A float32 sine, phase continuous across calls (cmd_stream.c). */
+struct sine {
+    double phase, step, gain;   /* phase and step in cycles */
+    int channels;
+};
+long sine_fill(void *ctx, float *buf, unsigned long frames);   /* returns frames */
+
+/* tone --callback (cmd_callback.c): `frames` frames of `sine` from a callback
+ * stream at the card's rate, `p` giving name, latency and blocksize. */
+int run_callback_tone(struct tool *t, const sc_stream_params *p, struct sine *sine,
+                      uint64_t frames, const char *label);
 
 int cmd_status(struct tool *t, int argc, char **argv);
 int cmd_devices(struct tool *t, int argc, char **argv);
@@ -65,5 +96,6 @@ int cmd_gain(struct tool *t, int argc, char **argv);
 int cmd_tone(struct tool *t, int argc, char **argv);
 int cmd_play(struct tool *t, int argc, char **argv);
 int cmd_rec(struct tool *t, int argc, char **argv);
+int cmd_loopback(struct tool *t, int argc, char **argv);
 
 #endif
