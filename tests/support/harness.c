@@ -4,7 +4,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -85,20 +85,32 @@ int wait_child(pid_t pid, double timeout)
     return 128 + WTERMSIG(status);
 }
 
+/* fork+exec with the child tied to this test: if the test dies (a CTest
+ * timeout kills it), the kernel kills the daemon and clients it started,
+ * so no test leaves processes behind. */
 static pid_t spawn(const char *const *argv, char *const *envp, const char *out_path, const char *err_path)
 {
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    if (out_path)
-        posix_spawn_file_actions_addopen(&fa, 1, out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (err_path)
-        posix_spawn_file_actions_addopen(&fa, 2, err_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
-    pid_t pid;
-    int rc = posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, envp);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0) {
-        fprintf(stderr, "harness: cannot run %s: %s\n", argv[0], strerror(rc));
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "harness: fork: %s\n", strerror(errno));
         exit(1);
+    }
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        if (out_path) {
+            int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            dup2(fd, 1);
+        }
+        if (err_path) {
+            int fd = open(err_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+            dup2(fd, 2);
+        }
+        execve(argv[0], (char *const *)argv, envp);
+        fprintf(stderr, "harness: cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
     }
     return pid;
 }
