@@ -17,7 +17,8 @@ void resampler_free(struct resampler *r);
 size_t resampler_process(struct resampler *r, unsigned channels, const float *in, size_t in_frames,
                          size_t *used, float *out, size_t out_frames);
 
-/* Frames of output the filter holds back (its delay), 0 for NULL. */
+/* Output frames the resampler holds: between an input frame going in and
+ * its output coming out; 0 for NULL. */
 double resampler_delay(struct resampler *r);
 
 #endif

@@ -179,6 +179,12 @@ int sc_stream_start(sc_stream *s)
 {
     if (atomic_load(&s->active))
         return sc__fail(SC_EINVALSTATE, "stream %u is already running", s->id);
+    if (s->capture_ring) {
+        /* Input captured while the stream was stopped is stale: a started
+         * stream hears from now on. */
+        s->capture_read = ring_load_write(&s->shm->capture);
+        ring_publish(&s->shm->capture.read_index, s->capture_read);
+    }
     if (s->callback) {
         sc__callback_join(s);  /* a thread that ended itself (complete/abort) */
         if (s->play_ring)
