@@ -118,17 +118,23 @@ int sc__callback_start(sc_stream *s)
     pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED);
     pthread_attr_setschedpolicy(&attr, SCHED_FIFO);
     pthread_attr_setschedparam(&attr, &param);
-    s->realtime = pthread_create(&s->thread, &attr, callback_thread, s) == 0;
+    atomic_store(&s->thread_started, true);
+    atomic_store(&s->realtime, true);
+    bool rt = pthread_create(&s->thread, &attr, callback_thread, s) == 0;
     pthread_attr_destroy(&attr);
-    if (!s->realtime && pthread_create(&s->thread, NULL, callback_thread, s) != 0)
-        return sc__fail(-EAGAIN, "cannot start the callback thread");
-    s->thread_started = true;
+    if (!rt) {
+        atomic_store(&s->realtime, false);
+        if (pthread_create(&s->thread, NULL, callback_thread, s) != 0) {
+            atomic_store(&s->thread_started, false);
+            return sc__fail(-EAGAIN, "cannot start the callback thread");
+        }
+    }
 
     /* Let the daemon show in stats whether the callback runs realtime. */
     cJSON *req = cJSON_CreateObject(), *reply;
     cJSON_AddStringToObject(req, "op", "stream.set");
     cJSON_AddNumberToObject(req, "stream", s->id);
-    cJSON_AddBoolToObject(req, "callback_realtime", s->realtime);
+    cJSON_AddBoolToObject(req, "callback_realtime", atomic_load(&s->realtime));
     sc__call(s->client, req, &reply, NULL, NULL, NULL);
     cJSON_Delete(reply);
     return 0;

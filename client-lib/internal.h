@@ -58,8 +58,10 @@ struct sc_stream {
     void *userdata;
     void (*finished)(void *userdata);
     pthread_t thread;
-    bool thread_started;
-    bool realtime;                      /* the callback thread got SCHED_FIFO */
+    /* Atomic: the callback thread may read them (stats, latency) while the
+     * application's thread sets them around pthread_create. */
+    _Atomic bool thread_started;
+    _Atomic bool realtime;              /* the callback thread got SCHED_FIFO */
     _Atomic bool quit;                  /* asked to leave by stop/abort/close */
     enum stream_end ended;              /* why the thread left on its own */
     uint64_t seen_underruns, seen_overruns;

@@ -135,8 +135,12 @@ static void apply_command(struct engine *e, const struct engine_cmd *cmd)
             e->streams[e->nstreams++] = s;
         break;
     case ENGINE_CMD_START:
-        if (s->state == SHM_STATE_STOPPED)
+        if (s->state == SHM_STATE_STOPPED) {
+            /* Wakeups count from the start: an abort may have left a part
+             * of a block counted, which would put them out of step. */
+            s->wake_progress = 0;
             set_state(s, s->play_ring ? SHM_STATE_STARTING : SHM_STATE_RUNNING);
+        }
         else if (s->state == SHM_STATE_DRAINING)
             set_state(s, SHM_STATE_RUNNING);
         break;
