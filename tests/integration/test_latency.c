@@ -34,6 +34,7 @@ struct lat {
     sc_time_info *info;     /* every call's time info */
     long info_cap;
     sc_stream *s;
+    sc_client *client;
     /* Callback thread; the test reads them once the stream has stopped. */
     unsigned long block;    /* the first call's frames: the library's block */
     long burst_at;          /* output frame where the burst starts (a block boundary) */
@@ -110,6 +111,8 @@ static double run_once(const char *label, struct lat *l, double card_period, dou
 
     sc_stream_stats before, after;
     sc_stream_get_stats(s, &before);
+    sc_server_info card_before, card_after;
+    sc_get_server_info(l->client, &card_before);
     /* A restart comes 0.2 s after the stream ended, so input left over from
      * the last run (which must not come back) would be obviously old. */
     struct timespec pause = { 0, 200 * 1000 * 1000 };
@@ -122,6 +125,7 @@ static double run_once(const char *label, struct lat *l, double card_period, dou
     if (call_latency_from_main)
         sc_stream_latency(s, &main_in, &main_out);  /* from the application's own thread */
     sc_stream_get_stats(s, &after);
+    sc_get_server_info(l->client, &card_after);
     /* A stream that stalled would not drain: drop it instead. */
     CHECK((ok && !end_with_abort ? sc_stream_stop(s) : sc_stream_abort(s)) == 0, "stop: %s",
           sc_last_error());
@@ -158,7 +162,14 @@ static double run_once(const char *label, struct lat *l, double card_period, dou
         worst_out = fabs(dout) > worst_out ? fabs(dout) : worst_out;
         worst_in = fabs(din) > worst_in ? fabs(din) : worst_in;
     }
-    VERIFY(worst_out <= frame_tolerance && worst_in <= frame_tolerance,
+    /* Unless the card itself xran: the dummy card then skips the time it
+     * lost, and the time info jumps with it (a heavily loaded machine, a
+     * sanitizer build). */
+    uint64_t xruns = card_after.xruns - card_before.xruns;
+    if (xruns)
+        printf("info %s: the card xran %llu times while measuring: time info jumps of %.3f, %.3f "
+               "frames allowed\n", label, (unsigned long long)xruns, worst_out, worst_in);
+    VERIFY(xruns || (worst_out <= frame_tolerance && worst_in <= frame_tolerance),
            "%s: output_dac_time and input_adc_time advance one block per call (worst %.3f, %.3f frames)",
            label, worst_out, worst_in);
 
@@ -228,6 +239,7 @@ static double measure(const char *label, const char *period, double rate, double
     free(l.info);
     memset(&l, 0, sizeof(l));
     l.rate = rate;
+    l.client = client;
     uint32_t seed = 12345;
     for (int i = 0; i < BURST_FRAMES; i++)
         l.burst[i] = 0.5f * noise_next(&seed);
