@@ -31,6 +31,7 @@ struct backend_config {
     uint32_t channels;
     const char *capture;   /* dummy: sine:HZ|silence|loopback|FILE.wav */
     int rt_priority;       /* SCHED_FIFO priority for the thread it runs; 0: none */
+    bool no_connect;       /* jack: leave our ports unconnected */
 };
 
 /* What the backend really opened. */
@@ -61,6 +62,9 @@ struct backend_ops {
     void (*stop)(struct backend *b);   /* returns once process will not be called again */
     void (*close)(struct backend *b);
     void (*info)(struct backend *b, struct backend_info *info);
+    /* False once the card went away or failed on its own (checked by the
+     * loop thread, which then closes it and retries). */
+    bool (*alive)(struct backend *b);
     /* Up to max devices into out; returns how many there are. */
     int (*list_devices)(struct backend *b, struct backend_device *out, int max);
 };

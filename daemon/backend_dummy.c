@@ -152,6 +152,12 @@ static void dummy_info(struct backend *b, struct backend_info *info)
     info->rt_priority = info->realtime ? b->config.rt_priority : 0;
 }
 
+static bool dummy_alive(struct backend *b)
+{
+    (void)b;
+    return true;  /* a clock does not go away */
+}
+
 static int dummy_list_devices(struct backend *b, struct backend_device *out, int max)
 {
     if (max > 0) {
@@ -180,5 +186,6 @@ const struct backend_ops backend_dummy = {
     .stop = dummy_stop,
     .close = dummy_close,
     .info = dummy_info,
+    .alive = dummy_alive,
     .list_devices = dummy_list_devices,
 };

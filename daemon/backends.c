@@ -4,9 +4,13 @@
 #include "backend.h"
 
 extern const struct backend_ops backend_dummy;
+extern const struct backend_ops backend_portaudio;
+extern const struct backend_ops backend_jack;
 
 static const struct backend_ops *const backends[] = {
     &backend_dummy,
+    &backend_portaudio,
+    &backend_jack,
 };
 
 const struct backend_ops *backend_find(const char *name)
@@ -19,5 +23,5 @@ const struct backend_ops *backend_find(const char *name)
 
 const char *backend_names(void)
 {
-    return "dummy";
+    return "dummy, portaudio, jack";
 }

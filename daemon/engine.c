@@ -18,6 +18,7 @@ struct engine {
     struct spsc notes;     /* RT -> loop */
     uint32_t in_flight;    /* loop-private: commands without their note yet */
     uint32_t reserve;      /* queue slots kept for ENGINE_CMD_REMOVE */
+    bool offline;          /* no RT cycle runs: the loop thread applies commands */
 
     /* RT-private. */
     struct engine_stream **streams;
@@ -145,7 +146,7 @@ static void apply_command(struct engine *e, const struct engine_cmd *cmd)
             set_state(s, SHM_STATE_RUNNING);
         break;
     case ENGINE_CMD_STOP:
-        if (s->state == SHM_STATE_STOPPED || drained(s)) {
+        if (s->state == SHM_STATE_STOPPED || e->offline || drained(s)) {
             set_state(s, SHM_STATE_STOPPED);
         } else {
             set_state(s, SHM_STATE_DRAINING);
@@ -183,6 +184,11 @@ static void run_commands(struct engine *e)
 void engine_run_commands_offline(struct engine *e)
 {
     run_commands(e);
+}
+
+void engine_set_offline(struct engine *e, bool offline)
+{
+    e->offline = offline;
 }
 
 /* Mix this period's share of the stream's playback ring into `out`. */

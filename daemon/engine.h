@@ -92,8 +92,11 @@ int engine_submit(struct engine *e, const struct engine_cmd *cmd, bool reserved)
 /* Loop thread: 1 and *note filled, or 0 when no note is waiting. */
 int engine_next_note(struct engine *e, struct engine_note *note);
 /* Loop thread: apply queued commands directly while no backend runs the
- * cycle (before start, after stop), so nothing waits forever. */
+ * cycle (before start, after stop, while the card is away), so nothing waits
+ * forever.  Offline, a stop does not wait for a drain. */
 void engine_run_commands_offline(struct engine *e);
+/* Loop thread, only while no backend runs the cycle. */
+void engine_set_offline(struct engine *e, bool offline);
 
 /* RT thread: the backend's process callback (ctx is the engine). */
 void engine_process(void *ctx, const float *in, float *out, uint32_t frames,

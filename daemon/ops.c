@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "card.h"
 #include "engine.h"
 #include "log.h"
 #include "server.h"
@@ -56,7 +57,8 @@ static void op_server_info(struct session *s, const struct msg_request *req)
 {
     struct server *server = s->server;
     struct backend_info *card = &server->card;
-    server->backend_ops->info(server->backend, card);
+    if (server->backend)  /* the period may follow the server (JACK) */
+        server->backend_ops->info(server->backend, card);
     struct engine_stats es;
     engine_get_stats(server->engine, &es);
     cJSON *f = cJSON_CreateObject();
@@ -75,6 +77,8 @@ static void op_server_info(struct session *s, const struct msg_request *req)
     cJSON_AddNumberToObject(f, "input_latency", card->input_latency);
     cJSON_AddNumberToObject(f, "output_latency", card->output_latency);
     cJSON_AddNumberToObject(f, "uptime", (server_now_ns() - server->started_ns) / 1e9);
+    cJSON_AddStringToObject(f, "state", card_state(server));
+    cJSON_AddStringToObject(f, "state_message", server->card_message);
     session_reply_ok(s, req->id, f);
 }
 
@@ -145,7 +149,7 @@ static void op_stream_open(struct session *s, const struct msg_request *req)
         return;
     }
     struct engine_cmd cmd = { .type = ENGINE_CMD_ADD, .stream = &st->rt, .request_id = -1 };
-    if (engine_submit(server->engine, &cmd, false) < 0) {
+    if (card_submit(server, &cmd, false) < 0) {
         stream_destroy(st);
         session_reply_error(s, req->id, MSG_ERR_LIMIT, "the engine is busy; try again");
         return;
@@ -204,7 +208,7 @@ static void submit_or_refuse(struct session *s, const struct msg_request *req, s
                              enum engine_cmd_type type)
 {
     struct engine_cmd cmd = { .type = type, .stream = &st->rt, .request_id = req->id };
-    if (engine_submit(s->server->engine, &cmd, false) < 0)
+    if (card_submit(s->server, &cmd, false) < 0)
         session_reply_error(s, req->id, MSG_ERR_LIMIT, "the engine is busy; try again");
     /* else: the reply comes with the engine's note */
 }
@@ -284,6 +288,7 @@ static void op_stats(struct session *s, const struct msg_request *req)
     struct engine_stats es;
     engine_get_stats(server->engine, &es);
     cJSON *srv = cJSON_CreateObject();
+    cJSON_AddStringToObject(srv, "state", card_state(server));
     cJSON_AddNumberToObject(srv, "xruns", (double)es.xruns);
     cJSON_AddNumberToObject(srv, "load", es.load);
     cJSON_AddNumberToObject(srv, "clipped", (double)es.clipped);
@@ -346,7 +351,7 @@ void ops_remove_stream(struct server *server, struct stream *st, int64_t request
 {
     st->removing = true;
     struct engine_cmd cmd = { .type = ENGINE_CMD_REMOVE, .stream = &st->rt, .request_id = request_id };
-    if (engine_submit(server->engine, &cmd, true) < 0)
+    if (card_submit(server, &cmd, true) < 0)
         log_error("stream %u: engine queue full even for removal", st->id);  /* cannot happen: reserved slots */
 }
 

@@ -100,6 +100,10 @@ static int apply(struct options *o, const char *name, const char *value, char *e
         o->rt_priority = (int)prio;
         return 0;
     }
+    if (strcmp(name, "no-connect") == 0) {
+        o->no_connect = strcmp(value, "false") != 0 && strcmp(value, "0") != 0;
+        return 0;
+    }
     if (strcmp(name, "verbose") == 0) {
         o->verbose = strcmp(value, "false") != 0 && strcmp(value, "0") != 0;
         return 0;
@@ -159,10 +163,14 @@ static int load_config(struct options *o, const char *path, char *err, size_t er
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: soundcardd [--backend dummy] [--device NAME|INDEX] [--rate HZ]\n"
-            "                  [--period FRAMES] [--channels N] [--socket PATH] [--config FILE]\n"
-            "                  [--tap FILE.wav] [--capture sine:HZ|silence|loopback|FILE.wav]\n"
-            "                  [--realtime PRIO] [--verbose]\n");
+            "usage: soundcardd [--backend dummy|portaudio|jack] [--device NAME|INDEX]\n"
+            "                  [--rate HZ] [--period FRAMES] [--channels N] [--socket PATH]\n"
+            "                  [--config FILE] [--tap FILE.wav]\n"
+            "                  [--capture sine:HZ|silence|loopback|FILE.wav] [--realtime PRIO]\n"
+            "                  [--no-connect] [--verbose]\n"
+            "  --device: portaudio: a device index or name (soundcard devices lists them);\n"
+            "            jack: the JACK server's name; dummy: 'dummy'\n"
+            "  --no-connect: jack: leave soundcard:capture_N/playback_N unconnected\n");
 }
 
 int options_parse(struct options *o, int argc, char **argv, char *err, size_t err_len)
@@ -174,6 +182,7 @@ int options_parse(struct options *o, int argc, char **argv, char *err, size_t er
         { "config", required_argument, NULL, 0 },  { "tap", required_argument, NULL, 0 },
         { "capture", required_argument, NULL, 0 }, { "realtime", required_argument, NULL, 0 },
         { "verbose", no_argument, NULL, 'v' },     { "help", no_argument, NULL, 'h' },
+        { "no-connect", no_argument, NULL, 'n' },
         { "version", no_argument, NULL, 'V' },     { NULL, 0, NULL, 0 },
     };
     set_defaults(o);
@@ -200,6 +209,9 @@ int options_parse(struct options *o, int argc, char **argv, char *err, size_t er
             break;
         case 'v':
             o->verbose = true;
+            break;
+        case 'n':
+            o->no_connect = true;
             break;
         case 'h':
             usage(stdout);

@@ -24,6 +24,7 @@ struct options {
     char capture[4096];
     int rt_priority;
     bool verbose;
+    bool no_connect;               /* jack: leave the ports unconnected */
     struct limits limits;
 };
 

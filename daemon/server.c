@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "card.h"
 #include "engine.h"
 #include "log.h"
 #include "ops.h"
@@ -43,14 +44,6 @@ void server_broadcast(struct server *s, uint32_t mask, const char *name, cJSON *
             session_send(c, msg_event(name, cJSON_Duplicate(fields, 1)), NULL, 0);
     }
     cJSON_Delete(fields);
-}
-
-/* The backend calls this from its RT context. */
-static void process_trampoline(void *ctx, const float *in, float *out, uint32_t frames,
-                               const struct backend_time *time)
-{
-    struct server *s = ctx;
-    engine_process(s->engine, in, out, frames, time);
 }
 
 static void notify_loop(void *ctx)
@@ -158,24 +151,8 @@ int server_init(struct server *s, const struct options *opts, char *err, size_t 
     s->started_ns = server_now_ns();
     options_socket_path(opts, s->socket_path, sizeof(s->socket_path));
 
-    s->backend_ops = backend_find(opts->backend);
-    if (!s->backend_ops) {
-        snprintf(err, err_len, "backend '%s' is not available in this build (available: %s)",
-                 opts->backend, backend_names());
+    if (card_open(s, err, err_len) < 0)
         return -1;
-    }
-    struct backend_config bc = {
-        .device = opts->device[0] ? opts->device : NULL,
-        .rate = opts->rate,
-        .period = opts->period,
-        .channels = opts->channels,
-        .capture = opts->capture,
-        .rt_priority = opts->rt_priority,
-    };
-    err[0] = '\0';
-    if (s->backend_ops->open(&s->backend, &bc, process_trampoline, s, err, err_len) < 0)
-        return -1;
-    s->backend_ops->info(s->backend, &s->card);
 
     if (opts->tap[0]) {
         s->tap = tap_open(opts->tap, s->card.rate, s->card.channels, err, err_len);
@@ -210,11 +187,9 @@ int server_init(struct server *s, const struct options *opts, char *err, size_t 
     uv_signal_start(&s->sigterm, on_signal, SIGTERM);
     uv_signal_start(&s->sigint, on_signal, SIGINT);
 
-    if (s->backend_ops->start(s->backend) < 0) {
-        snprintf(err, err_len, "cannot start the %s backend", s->backend_ops->name);
+    if (card_start(s, err, err_len) < 0)
         return -1;
-    }
-    s->backend_ops->info(s->backend, &s->card);
+    card_watch(s);
     return 0;
 }
 
@@ -233,9 +208,11 @@ static void shut_down(struct server *s)
         session_close(s->sessions, "server stopping");
     /* With the card stopped no RT thread runs: this thread drains the
      * engine's queue itself, so every stream is freed. */
-    s->backend_ops->stop(s->backend);
+    card_close(s);
+    engine_set_offline(s->engine, true);
     engine_run_commands_offline(s->engine);
     on_engine_notes(&s->engine_async);
+    uv_close((uv_handle_t *)&s->card_timer, NULL);
     uv_close((uv_handle_t *)&s->listen_poll, NULL);
     uv_close((uv_handle_t *)&s->sigterm, NULL);
     uv_close((uv_handle_t *)&s->sigint, NULL);
@@ -262,10 +239,7 @@ void server_run(struct server *s)
 
 void server_cleanup(struct server *s)
 {
-    if (s->backend) {
-        s->backend_ops->stop(s->backend);
-        s->backend_ops->close(s->backend);
-    }
+    card_close(s);
     if (s->engine) {
         /* Streams still in the engine (init failed half-way) are ours now. */
         uv_loop_close(&s->loop);

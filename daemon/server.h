@@ -27,8 +27,10 @@ struct server {
     uv_async_t engine_async;
 
     const struct backend_ops *backend_ops;
-    struct backend *backend;
-    struct backend_info card;
+    struct backend *backend;  /* NULL while the card is away (card.c) */
+    struct backend_info card; /* what it opened, kept while it is away */
+    uv_timer_t card_timer;
+    char card_message[256];
     struct engine *engine;
     struct tap *tap;
 

@@ -1,0 +1,174 @@
+#include "card.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "engine.h"
+#include "log.h"
+#include "message.h"
+#include "server.h"
+
+#define CARD_CHECK_MS 250   /* how soon a lost card is noticed */
+#define CARD_RETRY_MS 1000  /* how often a lost card is looked for */
+
+/* The backend calls this from its RT context. */
+static void process_trampoline(void *ctx, const float *in, float *out, uint32_t frames,
+                               const struct backend_time *time)
+{
+    struct server *s = ctx;
+    engine_process(s->engine, in, out, frames, time);
+}
+
+static int open_backend(struct server *s, char *err, size_t err_len)
+{
+    const struct options *o = &s->opts;
+    struct backend_config bc = {
+        .device = o->device[0] ? o->device : NULL,
+        .rate = o->rate,
+        .period = o->period,
+        .channels = o->channels,
+        .capture = o->capture,
+        .rt_priority = o->rt_priority,
+        .no_connect = o->no_connect,
+    };
+    err[0] = '\0';
+    if (s->backend_ops->open(&s->backend, &bc, process_trampoline, s, err, err_len) < 0) {
+        s->backend = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+static int start_backend(struct server *s, char *err, size_t err_len)
+{
+    engine_set_offline(s->engine, false);  /* before the RT cycle can run */
+    if (s->backend_ops->start(s->backend) < 0) {
+        engine_set_offline(s->engine, true);
+        snprintf(err, err_len, "cannot start the %s backend", s->backend_ops->name);
+        s->backend_ops->close(s->backend);
+        s->backend = NULL;
+        return -1;
+    }
+    s->backend_ops->info(s->backend, &s->card);
+    return 0;
+}
+
+int card_open(struct server *s, char *err, size_t err_len)
+{
+    s->backend_ops = backend_find(s->opts.backend);
+    if (!s->backend_ops) {
+        snprintf(err, err_len, "backend '%s' is not available in this build (available: %s)",
+                 s->opts.backend, backend_names());
+        return -1;
+    }
+    if (open_backend(s, err, err_len) < 0)
+        return -1;
+    s->backend_ops->info(s->backend, &s->card);
+    return 0;
+}
+
+/* The engine is created once the card's format is known: start it then. */
+int card_start(struct server *s, char *err, size_t err_len)
+{
+    return start_backend(s, err, err_len);
+}
+
+static void tell_clients(struct server *s, const char *state, const char *message)
+{
+    cJSON *ev = cJSON_CreateObject();
+    cJSON_AddStringToObject(ev, "state", state);
+    cJSON_AddStringToObject(ev, "message", message);
+    server_broadcast(s, MSG_EVENT_SERVER, "server.state", ev);
+}
+
+static void lose_card(struct server *s)
+{
+    s->backend_ops->stop(s->backend);
+    s->backend_ops->close(s->backend);
+    s->backend = NULL;
+    /* Nothing runs the RT cycle now: commands are applied here, and a stop
+     * has nothing to drain into. */
+    engine_set_offline(s->engine, true);
+    engine_run_commands_offline(s->engine);  /* its notes reach the loop by uv_async */
+    snprintf(s->card_message, sizeof(s->card_message),
+             "the %s card '%s' went away; streams are kept, retrying every %d ms",
+             s->backend_ops->name, s->card.device, CARD_RETRY_MS);
+    log_error("%s", s->card_message);
+    tell_clients(s, "lost", s->card_message);
+    uv_timer_set_repeat(&s->card_timer, CARD_RETRY_MS);
+}
+
+static void find_card_again(struct server *s)
+{
+    char err[256];
+    uint32_t rate = s->card.rate, channels = s->card.channels;
+    if (open_backend(s, err, sizeof(err)) < 0) {
+        log_debug("card still away: %s", err);
+        return;
+    }
+    struct backend_info info;
+    s->backend_ops->info(s->backend, &info);
+    if (info.rate != rate || info.channels != channels) {
+        /* The streams' rings run at the old rate and layout. */
+        log_warn("card came back at %u Hz, %u channels (was %u Hz, %u): waiting for the old format",
+                 info.rate, info.channels, rate, channels);
+        s->backend_ops->close(s->backend);
+        s->backend = NULL;
+        return;
+    }
+    if (start_backend(s, err, sizeof(err)) < 0) {
+        log_debug("card back but not startable: %s", err);
+        return;
+    }
+    snprintf(s->card_message, sizeof(s->card_message), "the %s card '%s' is back",
+             s->backend_ops->name, s->card.device);
+    log_info("%s", s->card_message);
+    tell_clients(s, "running", s->card_message);
+    uv_timer_set_repeat(&s->card_timer, CARD_CHECK_MS);
+}
+
+static void on_card_timer(uv_timer_t *timer)
+{
+    struct server *s = timer->data;
+    if (s->stopping)
+        return;
+    if (s->backend && !s->backend_ops->alive(s->backend))
+        lose_card(s);
+    else if (!s->backend)
+        find_card_again(s);
+}
+
+void card_watch(struct server *s)
+{
+    uv_timer_init(&s->loop, &s->card_timer);
+    s->card_timer.data = s;
+    uv_timer_start(&s->card_timer, on_card_timer, CARD_CHECK_MS, CARD_CHECK_MS);
+}
+
+void card_close(struct server *s)
+{
+    if (!s->backend)
+        return;
+    s->backend_ops->stop(s->backend);
+    s->backend_ops->close(s->backend);
+    s->backend = NULL;
+}
+
+bool card_running(struct server *s)
+{
+    return s->backend != NULL;
+}
+
+const char *card_state(struct server *s)
+{
+    return s->backend ? "running" : "lost";
+}
+
+int card_submit(struct server *s, const struct engine_cmd *cmd, bool reserved)
+{
+    int rc = engine_submit(s->engine, cmd, reserved);
+    if (rc == 0 && !s->backend)
+        engine_run_commands_offline(s->engine);  /* its notes reach the loop by uv_async */
+    return rc;
+}

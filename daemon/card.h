@@ -1,0 +1,30 @@
+/* The card as the loop thread sees it: opening the backend, watching it,
+ * and when it goes away (a USB card unplugged, jackd killed) keeping every
+ * client and stream while it retries, then resuming. */
+#ifndef SC_DAEMON_CARD_H
+#define SC_DAEMON_CARD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct server;
+struct engine_cmd;
+
+/* Open the backend the options name (s->card says what it opened); -1 with
+ * a reason in err. */
+int card_open(struct server *s, char *err, size_t err_len);
+/* Start it, once the engine exists. */
+int card_start(struct server *s, char *err, size_t err_len);
+/* Start watching it (a timer on the loop). */
+void card_watch(struct server *s);
+/* Stop and close it (shutdown). */
+void card_close(struct server *s);
+bool card_running(struct server *s);
+/* "running" or "lost". */
+const char *card_state(struct server *s);
+
+/* Submit a command to the engine; while the card is away nothing runs the
+ * RT cycle, so the loop thread applies it itself.  0 or -EAGAIN. */
+int card_submit(struct server *s, const struct engine_cmd *cmd, bool reserved);
+
+#endif
