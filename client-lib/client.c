@@ -326,6 +326,7 @@ int sc_get_server_info(sc_client *c, sc_server_info *out)
     out->rt_priority = (int)number(r, "rt_priority");
     out->input_latency = number(r, "input_latency");
     out->output_latency = number(r, "output_latency");
+    copy_string(out->state, sizeof(out->state), r, "state");
     cJSON_Delete(r);
     return 0;
 }

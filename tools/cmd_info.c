@@ -120,7 +120,8 @@ int cmd_status(struct tool *t, int argc, char **argv)
     put_cell(si.backend, -1);
     printf(", device \"");
     put_cell(si.device, -1);
-    printf("\"\ncard:    %.0f Hz, period %lu frames (%.2f ms), %d channels, latency in %.1f ms, out %.1f ms\n",
+    printf("\" (%s)", si.state[0] ? si.state : "running");
+    printf("\ncard:    %.0f Hz, period %lu frames (%.2f ms), %d channels, latency in %.1f ms, out %.1f ms\n",
            si.samplerate, si.period, 1000.0 * (double)si.period / si.samplerate, si.channels,
            1000.0 * si.input_latency, 1000.0 * si.output_latency);
     printf("engine:  load %.1f%%, xruns %" PRIu64 ", realtime %s", 100.0 * si.load, si.xruns,

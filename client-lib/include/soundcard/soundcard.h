@@ -118,6 +118,7 @@ struct sc_server_info {
     int rt_priority;
     double input_latency;    /* seconds, the card's own */
     double output_latency;
+    char state[16];          /* "running", or "lost" while the card is away */
 };
 
 const char *sc_version(void);
