@@ -131,6 +131,9 @@ static void pa_close(struct backend *b)
     free(b->in);
     free(b->out);
     free(b);
+    /* PortAudio stays initialised: Pa_Terminate() asserts and aborts when
+     * its JACK host API has lost its server, which is one of the ways a
+     * card goes away.  So its device list is the one from the first open. */
 }
 
 static int pa_open(struct backend **out, const struct backend_config *config,
@@ -233,7 +236,7 @@ static bool pa_alive(struct backend *b)
 
 static int pa_list_devices(struct backend *b, struct backend_device *out, int max)
 {
-    (void)b;
+    (void)b;  /* PortAudio lists devices with or without an open stream */
     int count = Pa_GetDeviceCount();
     PaDeviceIndex def_in = Pa_GetDefaultInputDevice(), def_out = Pa_GetDefaultOutputDevice();
     for (int i = 0; i < count && i < max; i++) {

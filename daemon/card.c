@@ -9,7 +9,7 @@
 #include "message.h"
 #include "server.h"
 
-#define CARD_CHECK_MS 250   /* how soon a lost card is noticed */
+#define CARD_CHECK_MS 500   /* how soon a lost or stalled card is noticed */
 #define CARD_RETRY_MS 1000  /* how often a lost card is looked for */
 
 /* The backend calls this from its RT context. */
@@ -82,7 +82,7 @@ static void tell_clients(struct server *s, const char *state, const char *messag
     server_broadcast(s, MSG_EVENT_SERVER, "server.state", ev);
 }
 
-static void lose_card(struct server *s)
+static void lose_card(struct server *s, const char *how)
 {
     s->backend_ops->stop(s->backend);
     s->backend_ops->close(s->backend);
@@ -92,8 +92,8 @@ static void lose_card(struct server *s)
     engine_set_offline(s->engine, true);
     engine_run_commands_offline(s->engine);  /* its notes reach the loop by uv_async */
     snprintf(s->card_message, sizeof(s->card_message),
-             "the %s card '%s' went away; streams are kept, retrying every %d ms",
-             s->backend_ops->name, s->card.device, CARD_RETRY_MS);
+             "the %s card '%s' %s; streams are kept, retrying every %d ms",
+             s->backend_ops->name, s->card.device, how, CARD_RETRY_MS);
     log_error("%s", s->card_message);
     tell_clients(s, "lost", s->card_message);
     uv_timer_set_repeat(&s->card_timer, CARD_RETRY_MS);
@@ -123,9 +123,29 @@ static void find_card_again(struct server *s)
     }
     snprintf(s->card_message, sizeof(s->card_message), "the %s card '%s' is back",
              s->backend_ops->name, s->card.device);
+    s->card_progress_ns = server_now_ns();
     log_info("%s", s->card_message);
     tell_clients(s, "running", s->card_message);
     uv_timer_set_repeat(&s->card_timer, CARD_CHECK_MS);
+}
+
+/* A backend may not notice its card is gone (PortAudio over an ALSA device
+ * whose other end stopped just waits): a card whose cycles stopped for a
+ * whole check interval counts as lost too. */
+static bool stalled(struct server *s)
+{
+    struct engine_stats es;
+    engine_get_stats(s->engine, &es);
+    int64_t now = server_now_ns();
+    if (es.cycles != s->card_cycles_seen) {
+        s->card_cycles_seen = es.cycles;
+        s->card_progress_ns = now;
+        return false;
+    }
+    /* A second, or four periods when they are longer (4096 frames at 8 kHz). */
+    int64_t period_ns = (int64_t)s->card.period * 1000000000 / (s->card.rate ? s->card.rate : 1);
+    int64_t limit = 4 * period_ns > 1000000000 ? 4 * period_ns : 1000000000;
+    return now - s->card_progress_ns > limit;
 }
 
 static void on_card_timer(uv_timer_t *timer)
@@ -133,14 +153,17 @@ static void on_card_timer(uv_timer_t *timer)
     struct server *s = timer->data;
     if (s->stopping)
         return;
-    if (s->backend && !s->backend_ops->alive(s->backend))
-        lose_card(s);
-    else if (!s->backend)
+    if (!s->backend)
         find_card_again(s);
+    else if (!s->backend_ops->alive(s->backend))
+        lose_card(s, "went away");
+    else if (stalled(s))
+        lose_card(s, "stopped running its cycle");
 }
 
 void card_watch(struct server *s)
 {
+    s->card_progress_ns = server_now_ns();
     uv_timer_init(&s->loop, &s->card_timer);
     s->card_timer.data = s;
     uv_timer_start(&s->card_timer, on_card_timer, CARD_CHECK_MS, CARD_CHECK_MS);

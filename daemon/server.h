@@ -31,6 +31,8 @@ struct server {
     struct backend_info card; /* what it opened, kept while it is away */
     uv_timer_t card_timer;
     char card_message[256];
+    uint64_t card_cycles_seen;  /* engine cycles at the last check */
+    int64_t card_progress_ns;   /* when they last advanced */
     struct engine *engine;
     struct tap *tap;
 
