@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "backend.h"
+#include "log.h"
 
 /* JACK periods go up to 8192 frames: buffers sized once for the largest,
  * so a buffer-size change never allocates. */
@@ -125,6 +126,14 @@ static int register_ports(struct backend *b, char *err, size_t err_len)
     return 0;
 }
 
+/* libjack prints its own diagnostics to stderr ("Cannot connect to server
+ * socket...", five lines for a server that is not running): they go to the
+ * debug log, so that a daemon that cannot start says why in one line. */
+static void jack_message(const char *msg)
+{
+    log_debug("libjack: %s", msg);
+}
+
 static int jack_open_backend(struct backend **out, const struct backend_config *config,
                              backend_process_fn process, void *ctx, char *err, size_t err_len)
 {
@@ -141,13 +150,17 @@ static int jack_open_backend(struct backend **out, const struct backend_config *
     b->process = process;
     b->ctx = ctx;
     b->channels = config->channels;
+    jack_set_error_function(jack_message);
+    jack_set_info_function(jack_message);
     jack_status_t status;
     const char *server = config->device;  /* --device names the JACK server */
     b->client = jack_client_open("soundcard", JackNoStartServer | JackUseExactName | (server ? JackServerName : 0),
                                  &status, server);
     if (!b->client) {
+        /* libjack's default server: $JACK_DEFAULT_SERVER, else "default" */
+        const char *env = getenv("JACK_DEFAULT_SERVER");
         snprintf(err, err_len, "JACK: cannot connect to server '%s' (status 0x%x%s)",
-                 server ? server : "default", (unsigned)status,
+                 server ? server : env && *env ? env : "default", (unsigned)status,
                  status & JackNameNotUnique ? ": a client named 'soundcard' exists" : ": is jackd running?");
         jack_close_backend(b);
         return -ECONNREFUSED;

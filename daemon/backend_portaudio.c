@@ -145,8 +145,18 @@ static int pa_open(struct backend **out, const struct backend_config *config,
     PaDeviceIndex dev = find_device(config->device);
     const PaDeviceInfo *info = dev != paNoDevice ? Pa_GetDeviceInfo(dev) : NULL;
     if (!info) {
-        snprintf(err, err_len, "PortAudio: no device '%s' (soundcard devices --backend portaudio lists them)",
-                 config->device ? config->device : "default");
+        /* The daemon is not running, so `soundcard devices` cannot list
+         * them: say what there is. */
+        int count = Pa_GetDeviceCount();
+        size_t len = (size_t)snprintf(err, err_len, "PortAudio: no device '%s' (%s",
+                                      config->device ? config->device : "default",
+                                      count > 0 ? "it has" : "it has none");
+        for (PaDeviceIndex i = 0; i < count && len < err_len; i++) {
+            const PaDeviceInfo *d = Pa_GetDeviceInfo(i);
+            len += (size_t)snprintf(err + len, err_len - len, "%s %d '%s'", i ? "," : "", i, d ? d->name : "?");
+        }
+        if (len < err_len)
+            snprintf(err + len, err_len - len, ")");
         return -ENODEV;
     }
     struct backend *b = calloc(1, sizeof(*b));
