@@ -10,16 +10,24 @@
 
 #include "internal.h"
 
+#define SYSTEM_SOCKET "/run/soundcard/socket"
+
 const char *sc_default_socket_path(void)
 {
     static _Thread_local char path[108];
     const char *env;
-    if ((env = getenv("SOUNDCARD_SOCKET")) && env[0])
+    if ((env = getenv("SOUNDCARD_SOCKET")) && env[0]) {
         snprintf(path, sizeof(path), "%s", env);
-    else if ((env = getenv("XDG_RUNTIME_DIR")) && env[0])
-        snprintf(path, sizeof(path), "%s/soundcard/socket", env);
-    else
-        snprintf(path, sizeof(path), "/run/soundcard/socket");
+        return path;
+    }
+    /* The user's own instance, unless it is absent and a system one is there. */
+    snprintf(path, sizeof(path), "%s", SYSTEM_SOCKET);
+    if ((env = getenv("XDG_RUNTIME_DIR")) && env[0]) {
+        char user[108];
+        snprintf(user, sizeof(user), "%s/soundcard/socket", env);
+        if (access(user, F_OK) == 0 || access(SYSTEM_SOCKET, F_OK) != 0)
+            snprintf(path, sizeof(path), "%s", user);
+    }
     return path;
 }
 
@@ -324,6 +332,7 @@ int sc_get_server_info(sc_client *c, sc_server_info *out)
     out->load = number(r, "load");
     out->realtime = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "realtime"));
     out->rt_priority = (int)number(r, "rt_priority");
+    out->memory_locked = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "memory_locked"));
     out->input_latency = number(r, "input_latency");
     out->output_latency = number(r, "output_latency");
     copy_string(out->state, sizeof(out->state), r, "state");

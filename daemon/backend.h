@@ -39,8 +39,6 @@ struct backend_info {
     char device[128];
     uint32_t rate, period, channels;
     double input_latency, output_latency;  /* seconds */
-    bool realtime;
-    int rt_priority;
 };
 
 struct backend_device {

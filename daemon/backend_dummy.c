@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "backend.h"
+#include "memlock.h"
 #include "capture_source.h"
 #include "realtime.h"
 
@@ -24,7 +25,6 @@ struct backend {
     pthread_t thread;
     bool thread_started;
     _Atomic bool running;
-    _Atomic bool realtime;
     uint64_t xruns;
 };
 
@@ -104,6 +104,8 @@ static int dummy_open(struct backend **out, const struct backend_config *config,
     b->ctx = ctx;
     b->in = calloc((size_t)config->period * config->channels, sizeof(float));
     b->out = calloc((size_t)config->period * config->channels, sizeof(float));
+    memlock_region(b->in, (size_t)config->period * config->channels * sizeof(float));
+    memlock_region(b->out, (size_t)config->period * config->channels * sizeof(float));
     b->capture = capture_source_open(config->capture, config->rate, config->channels,
                                      config->period, err, err_len);
     if (!b->in || !b->out || !b->capture) {
@@ -119,14 +121,13 @@ static int dummy_open(struct backend **out, const struct backend_config *config,
 static int dummy_start(struct backend *b)
 {
     atomic_store(&b->running, true);
-    /* Ask for SCHED_FIFO at creation, so whether we got it is known now;
-     * where the system refuses, run at normal priority. */
+    /* SCHED_FIFO from the thread's first instruction; where the system
+     * refuses, a normal thread (card.c reports what it got). */
     bool rt = realtime_create_thread(&b->thread, b->config.rt_priority, card_thread, b);
     if (!rt && pthread_create(&b->thread, NULL, card_thread, b) != 0) {
         atomic_store(&b->running, false);
         return -EAGAIN;
     }
-    atomic_store(&b->realtime, rt);
     b->thread_started = true;
     return 0;
 }
@@ -148,8 +149,6 @@ static void dummy_info(struct backend *b, struct backend_info *info)
     info->channels = b->config.channels;
     info->input_latency = (double)b->config.period / b->config.rate;
     info->output_latency = info->input_latency;
-    info->realtime = atomic_load(&b->realtime);
-    info->rt_priority = info->realtime ? b->config.rt_priority : 0;
 }
 
 static bool dummy_alive(struct backend *b)

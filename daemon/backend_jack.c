@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "backend.h"
+#include "memlock.h"
 #include "log.h"
 
 /* JACK periods go up to 8192 frames: buffers sized once for the largest,
@@ -167,6 +168,8 @@ static int jack_open_backend(struct backend **out, const struct backend_config *
     }
     b->in = calloc((size_t)BUFFER_FRAMES * b->channels, sizeof(float));
     b->out = calloc((size_t)BUFFER_FRAMES * b->channels, sizeof(float));
+    memlock_region(b->in, (size_t)BUFFER_FRAMES * b->channels * sizeof(float));
+    memlock_region(b->out, (size_t)BUFFER_FRAMES * b->channels * sizeof(float));
     int rc = b->in && b->out ? register_ports(b, err, err_len) : -ENOMEM;
     if (rc == -ENOMEM)
         snprintf(err, err_len, "out of memory");
@@ -233,8 +236,6 @@ static void jack_info(struct backend *b, struct backend_info *info)
     jack_port_get_latency_range(b->playback[0], JackPlaybackLatency, &out_lat);
     info->input_latency = (double)(info->period + in_lat.max) / info->rate;
     info->output_latency = (double)(info->period + out_lat.max) / info->rate;
-    info->realtime = jack_is_realtime(b->client);
-    info->rt_priority = info->realtime ? jack_client_real_time_priority(b->client) : 0;
 }
 
 static bool jack_alive(struct backend *b)

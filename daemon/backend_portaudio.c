@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "backend.h"
+#include "memlock.h"
 #include "mix.h"
 
 struct backend {
@@ -199,6 +200,8 @@ static int pa_open(struct backend **out, const struct backend_config *config,
     b->output_latency = si ? si->outputLatency : 0;
     b->in = calloc((size_t)b->period * b->channels, sizeof(float));
     b->out = calloc((size_t)b->period * b->channels, sizeof(float));
+    memlock_region(b->in, (size_t)b->period * b->channels * sizeof(float));
+    memlock_region(b->out, (size_t)b->period * b->channels * sizeof(float));
     if (!b->in || !b->out) {
         snprintf(err, err_len, "out of memory");
         pa_close(b);
@@ -233,10 +236,6 @@ static void pa_info(struct backend *b, struct backend_info *info)
     info->channels = b->channels;
     info->input_latency = b->input_latency;
     info->output_latency = b->output_latency;
-    /* PortAudio's ALSA and JACK host APIs run their callback thread SCHED_FIFO
-     * when they may; it does not say whether it could. */
-    info->realtime = false;
-    info->rt_priority = 0;
 }
 
 static bool pa_alive(struct backend *b)

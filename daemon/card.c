@@ -7,6 +7,7 @@
 #include "engine.h"
 #include "log.h"
 #include "message.h"
+#include "realtime.h"
 #include "server.h"
 
 #define CARD_CHECK_MS 500   /* how soon a lost or stalled card is noticed */
@@ -17,6 +18,10 @@ static void process_trampoline(void *ctx, const float *in, float *out, uint32_t 
                                const struct backend_time *time)
 {
     struct server *s = ctx;
+    if (!atomic_load_explicit(&s->rt_thread_setup, memory_order_acquire)) {
+        atomic_store(&s->rt_priority_got, realtime_setup_engine_thread((int)s->opts.rt_priority));
+        atomic_store_explicit(&s->rt_thread_setup, true, memory_order_release);
+    }
     engine_process(s->engine, in, out, frames, time);
 }
 
@@ -29,7 +34,7 @@ static int open_backend(struct server *s, char *err, size_t err_len)
         .period = o->period,
         .channels = o->channels,
         .capture = o->capture,
-        .rt_priority = o->rt_priority,
+        .rt_priority = (int)o->rt_priority,
         .no_connect = o->no_connect,
     };
     err[0] = '\0';
@@ -43,6 +48,7 @@ static int open_backend(struct server *s, char *err, size_t err_len)
 static int start_backend(struct server *s, char *err, size_t err_len)
 {
     engine_set_offline(s->engine, false);  /* before the RT cycle can run */
+    atomic_store(&s->rt_thread_setup, false);
     if (s->backend_ops->start(s->backend) < 0) {
         engine_set_offline(s->engine, true);
         snprintf(err, err_len, "cannot start the %s backend", s->backend_ops->name);
@@ -148,11 +154,25 @@ static bool stalled(struct server *s)
     return now - s->card_progress_ns > limit;
 }
 
+/* What the RT thread got, once it has run: one warning line per daemon
+ * when realtime scheduling was asked for and refused. */
+static void check_realtime(struct server *s)
+{
+    if (s->rt_checked || s->opts.rt_priority == 0 || !atomic_load(&s->rt_thread_setup))
+        return;
+    s->rt_checked = true;
+    if (atomic_load(&s->rt_priority_got) == 0)
+        log_warn("realtime priority %u not granted (RLIMIT_RTPRIO or CAP_SYS_NICE needed); "
+                 "the card thread runs at normal priority",
+                 s->opts.rt_priority);
+}
+
 static void on_card_timer(uv_timer_t *timer)
 {
     struct server *s = timer->data;
     if (s->stopping)
         return;
+    check_realtime(s);
     if (!s->backend)
         find_card_again(s);
     else if (!s->backend_ops->alive(s->backend))

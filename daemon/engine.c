@@ -55,6 +55,14 @@ void engine_destroy(struct engine *e)
     free(e);
 }
 
+void engine_lock_memory(struct engine *e, int (*lock)(const void *addr, size_t len))
+{
+    lock(e, sizeof(*e));
+    lock(e->streams, (e->config.max_streams ? e->config.max_streams : 1) * sizeof(*e->streams));
+    lock(e->commands.items, (size_t)e->commands.capacity * e->commands.item_size);
+    lock(e->notes.items, (size_t)e->notes.capacity * e->notes.item_size);
+}
+
 int engine_submit(struct engine *e, const struct engine_cmd *cmd, bool reserved)
 {
     /* Every command gets exactly one note, so bounding the commands in

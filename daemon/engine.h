@@ -84,6 +84,8 @@ struct engine;
 
 struct engine *engine_create(const struct engine_config *config);
 void engine_destroy(struct engine *e);
+/* Hand every buffer the RT cycle touches to `lock` (mlock, in the daemon). */
+void engine_lock_memory(struct engine *e, int (*lock)(const void *addr, size_t len));
 
 /* Loop thread.  Returns 0, or -EAGAIN when too many commands are in flight
  * (`reserved` true: one of the slots kept for stream removal may be used, so

@@ -20,7 +20,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     static struct server server;
-    if (server_init(&server, &opts, err, sizeof(err)) < 0) {
+    if (server_init(&server, &opts, argc, argv, err, sizeof(err)) < 0) {
         fprintf(stderr, "soundcardd: cannot start: %s\n", err);
         server_cleanup(&server);
         return 1;

@@ -7,6 +7,7 @@
 #include "card.h"
 #include "engine.h"
 #include "log.h"
+#include "memlock.h"
 #include "server.h"
 #include "session.h"
 #include "stream.h"
@@ -44,13 +45,28 @@ static void op_hello(struct session *s, const struct msg_request *req)
     const char *caps[] = { "memfd", "eventfd", "float32" };
     cJSON_AddItemToObject(f, "capabilities", cJSON_CreateStringArray(caps, 3));
     session_reply_ok(s, req->id, f);
-    log_info("client %u is '%s' (pid %d, uid %d)", s->id, s->name, (int)s->cred.pid, (int)s->cred.uid);
+    log_info("client %u is '%s' (pid %d, uid %d)", s->id, s->name, (int)s->peer.cred.pid, (int)s->peer.cred.uid);
 
     cJSON *ev = cJSON_CreateObject();
     cJSON_AddNumberToObject(ev, "client", s->id);
     cJSON_AddStringToObject(ev, "name", s->name);
-    cJSON_AddNumberToObject(ev, "pid", s->cred.pid);
+    cJSON_AddNumberToObject(ev, "pid", s->peer.cred.pid);
     server_broadcast(server, MSG_EVENT_CLIENTS, "client.added", ev);
+}
+
+static cJSON *limits_fields(const struct limits *l)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "clients", l->clients);
+    cJSON_AddNumberToObject(o, "streams_per_client", l->streams_per_client);
+    cJSON_AddNumberToObject(o, "streams_per_uid", l->streams_per_uid);
+    cJSON_AddNumberToObject(o, "memory_per_uid_mib", l->memory_per_uid_mib);
+    cJSON_AddNumberToObject(o, "channels", l->channels);
+    cJSON_AddNumberToObject(o, "buffer_frames", l->buffer_frames);
+    cJSON_AddNumberToObject(o, "message_bytes", l->message_bytes);
+    cJSON_AddNumberToObject(o, "outbound_bytes", l->outbound_bytes);
+    cJSON_AddNumberToObject(o, "hello_timeout_ms", l->hello_timeout_ms);
+    return o;
 }
 
 static void op_server_info(struct session *s, const struct msg_request *req)
@@ -72,13 +88,18 @@ static void op_server_info(struct session *s, const struct msg_request *req)
     cJSON_AddNumberToObject(f, "streams", server->nstreams);
     cJSON_AddNumberToObject(f, "xruns", (double)es.xruns);
     cJSON_AddNumberToObject(f, "load", es.load);
-    cJSON_AddBoolToObject(f, "realtime", card->realtime);
-    cJSON_AddNumberToObject(f, "rt_priority", card->rt_priority);
+    int rt_priority = atomic_load(&server->rt_priority_got);
+    cJSON_AddBoolToObject(f, "realtime", rt_priority > 0);
+    cJSON_AddNumberToObject(f, "rt_priority", rt_priority);
+    cJSON_AddBoolToObject(f, "memory_locked", memlock_complete());
     cJSON_AddNumberToObject(f, "input_latency", card->input_latency);
     cJSON_AddNumberToObject(f, "output_latency", card->output_latency);
     cJSON_AddNumberToObject(f, "uptime", (server_now_ns() - server->started_ns) / 1e9);
     cJSON_AddStringToObject(f, "state", card_state(server));
     cJSON_AddStringToObject(f, "state_message", server->card_message);
+    cJSON_AddStringToObject(f, "config", server->opts.config_path);
+    cJSON_AddNumberToObject(f, "reloads", server->reloads);
+    cJSON_AddItemToObject(f, "limits", limits_fields(&server->opts.limits));
     session_reply_ok(s, req->id, f);
 }
 
@@ -112,6 +133,25 @@ static void op_devices_list(struct session *s, const struct msg_request *req)
     session_reply_ok(s, req->id, f);
 }
 
+/* What one user's clients hold now: per-uid limits keep one user from
+ * starving the others. */
+struct uid_usage {
+    uint32_t streams;
+    uint64_t bytes;
+};
+
+static struct uid_usage uid_usage(struct server *server, uid_t uid)
+{
+    struct uid_usage used = { 0 };
+    for (struct stream *st = server->streams; st; st = st->next) {
+        if (st->removing || !st->owner || st->owner->peer.cred.uid != uid)
+            continue;
+        used.streams++;
+        used.bytes += st->rt.layout.total_size;
+    }
+    return used;
+}
+
 static void op_stream_open(struct session *s, const struct msg_request *req)
 {
     struct server *server = s->server;
@@ -119,6 +159,29 @@ static void op_stream_open(struct session *s, const struct msg_request *req)
     if (s->nstreams >= server->opts.limits.streams_per_client) {
         session_reply_error(s, req->id, MSG_ERR_LIMIT, "a client may open at most %u streams",
                             server->opts.limits.streams_per_client);
+        return;
+    }
+    if (req->u.open.output_channels > server->opts.limits.channels ||
+        req->u.open.input_channels > server->opts.limits.channels) {
+        session_reply_error(s, req->id, MSG_ERR_LIMIT, "a stream may have at most %u channels (max-channels)",
+                            server->opts.limits.channels);
+        return;
+    }
+    if (req->u.open.buffer_frames > server->opts.limits.buffer_frames) {
+        session_reply_error(s, req->id, MSG_ERR_LIMIT, "a stream's buffer may hold at most %u frames (max-buffer-frames)",
+                            server->opts.limits.buffer_frames);
+        return;
+    }
+    struct uid_usage used = uid_usage(server, s->peer.cred.uid);
+    if (used.streams >= server->opts.limits.streams_per_uid) {
+        session_reply_error(s, req->id, MSG_ERR_LIMIT, "uid %u already has %u streams open (max-streams-per-uid)",
+                            (unsigned)s->peer.cred.uid, used.streams);
+        return;
+    }
+    if (server->nstreams >= server->engine_capacity) {
+        session_reply_error(s, req->id, MSG_ERR_LIMIT,
+                            "the daemon holds at most %u streams (max-clients x max-streams-per-client at start)",
+                            server->engine_capacity);
         return;
     }
     if (req->u.open.output_channels > channels || req->u.open.input_channels > channels) {
@@ -148,6 +211,16 @@ static void op_stream_open(struct session *s, const struct msg_request *req)
                             strerror(-err));
         return;
     }
+    uint64_t memory_limit = (uint64_t)server->opts.limits.memory_per_uid_mib << 20;
+    if (used.bytes + st->rt.layout.total_size > memory_limit) {
+        session_reply_error(s, req->id, MSG_ERR_LIMIT,
+                            "uid %u would have %.1f MiB of stream memory; the limit is %u MiB (max-memory-per-uid)",
+                            (unsigned)s->peer.cred.uid, (used.bytes + st->rt.layout.total_size) / 1048576.0,
+                            server->opts.limits.memory_per_uid_mib);
+        stream_destroy(st);
+        return;
+    }
+    memlock_region(st->rt.shm, st->rt.layout.total_size);
     struct engine_cmd cmd = { .type = ENGINE_CMD_ADD, .stream = &st->rt, .request_id = -1 };
     if (card_submit(server, &cmd, false) < 0) {
         stream_destroy(st);
@@ -299,9 +372,9 @@ static void op_stats(struct session *s, const struct msg_request *req)
         cJSON *o = cJSON_CreateObject();
         cJSON_AddNumberToObject(o, "id", c->id);
         cJSON_AddStringToObject(o, "name", c->name);
-        cJSON_AddNumberToObject(o, "pid", c->cred.pid);
-        cJSON_AddNumberToObject(o, "uid", c->cred.uid);
-        cJSON_AddNumberToObject(o, "gid", c->cred.gid);
+        cJSON_AddNumberToObject(o, "pid", c->peer.cred.pid);
+        cJSON_AddNumberToObject(o, "uid", c->peer.cred.uid);
+        cJSON_AddNumberToObject(o, "gid", c->peer.cred.gid);
         cJSON *streams = cJSON_CreateArray();
         for (struct stream *st = c->streams; st; st = st->owner_next)
             if (!st->removing)

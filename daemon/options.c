@@ -3,13 +3,55 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "message.h"
 
+enum setting_kind { SETTING_U32, SETTING_STRING, SETTING_BOOL, SETTING_USERS, SETTING_GROUPS, SETTING_GROUP };
+
+/* Every setting, by its flag and config-key name.  `live`: SIGHUP can
+ * change it in a running daemon; the others need a restart. */
+struct setting {
+    const char *name;
+    enum setting_kind kind;
+    size_t offset, size;
+    uint32_t min, max;
+    bool live;
+};
+
+#define FIELD(f) offsetof(struct options, f), sizeof(((struct options *)0)->f)
+static const struct setting settings[] = {
+    { "backend", SETTING_STRING, FIELD(backend), 0, 0, false },
+    { "device", SETTING_STRING, FIELD(device), 0, 0, false },
+    { "rate", SETTING_U32, FIELD(rate), 8000, 384000, false },
+    { "period", SETTING_U32, FIELD(period), 16, 4096, false },
+    { "channels", SETTING_U32, FIELD(channels), 1, 64, false },
+    { "socket", SETTING_STRING, FIELD(socket_path), 0, 0, false },
+    { "socket-group", SETTING_GROUP, FIELD(socket_group), 0, 0, false },
+    { "tap", SETTING_STRING, FIELD(tap), 0, 0, false },
+    { "capture", SETTING_STRING, FIELD(capture), 0, 0, false },
+    { "realtime", SETTING_U32, FIELD(rt_priority), 0, 99, false },
+    { "no-connect", SETTING_BOOL, FIELD(no_connect), 0, 0, false },
+    { "verbose", SETTING_BOOL, FIELD(verbose), 0, 0, true },
+    { "max-clients", SETTING_U32, FIELD(limits.clients), 1, 4096, true },
+    { "max-streams-per-client", SETTING_U32, FIELD(limits.streams_per_client), 1, 256, true },
+    { "max-streams-per-uid", SETTING_U32, FIELD(limits.streams_per_uid), 1, 65536, true },
+    { "max-memory-per-uid", SETTING_U32, FIELD(limits.memory_per_uid_mib), 1, 1u << 20, true },
+    { "max-channels", SETTING_U32, FIELD(limits.channels), 1, 64, true },
+    { "max-buffer-frames", SETTING_U32, FIELD(limits.buffer_frames), 64, 1u << 20, true },
+    { "max-message-bytes", SETTING_U32, FIELD(limits.message_bytes), 1024, MSG_MAX_LINE, true },
+    { "max-outbound-bytes", SETTING_U32, FIELD(limits.outbound_bytes), 65536, 1u << 30, true },
+    { "hello-timeout-ms", SETTING_U32, FIELD(limits.hello_timeout_ms), 10, 600000, true },
+    { "allow-uid", SETTING_USERS, FIELD(allow_uids), 0, 0, true },
+    { "allow-gid", SETTING_GROUPS, FIELD(allow_gids), 0, 0, true },
+};
+#define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
 
 static void set_defaults(struct options *o)
 {
@@ -23,6 +65,10 @@ static void set_defaults(struct options *o)
     o->limits = (struct limits){
         .clients = 64,
         .streams_per_client = 16,
+        .streams_per_uid = 256,
+        .memory_per_uid_mib = 1024,
+        .channels = 64,
+        .buffer_frames = 1u << 20,
         .message_bytes = MSG_MAX_LINE,
         .outbound_bytes = 1u << 20,
         .hello_timeout_ms = 5000,
@@ -40,76 +86,129 @@ static int parse_u32(const char *text, uint32_t min, uint32_t max, uint32_t *out
     return 0;
 }
 
-static int copy_string(char *dst, size_t len, const char *src)
+/* A user or group by number or name. */
+static int resolve_id(const char *text, bool group, uint32_t *out)
 {
-    if (strlen(src) >= len)
-        return -1;
-    memcpy(dst, src, strlen(src) + 1);
+    if (parse_u32(text, 0, UINT32_MAX - 1, out) == 0)
+        return 0;
+    if (group) {
+        struct group *g = getgrnam(text);
+        if (g)
+            *out = g->gr_gid;
+        return g ? 0 : -1;
+    }
+    struct passwd *p = getpwnam(text);
+    if (p)
+        *out = p->pw_uid;
+    return p ? 0 : -1;
+}
+
+/* "a,b,c": users or groups by number or name; "" empties the list. */
+static int parse_ids(const char *name, const char *value, bool group, struct id_list *out, char *err,
+                     size_t err_len)
+{
+    struct id_list list = { 0 };
+    char copy[4096];
+    snprintf(copy, sizeof(copy), "%s", value);
+    char *save = NULL;
+    for (char *item = strtok_r(copy, ", ", &save); item; item = strtok_r(NULL, ", ", &save)) {
+        if (list.n == OPTIONS_MAX_IDS) {
+            snprintf(err, err_len, "%s: more than %d entries", name, OPTIONS_MAX_IDS);
+            return -1;
+        }
+        if (resolve_id(item, group, &list.ids[list.n]) < 0) {
+            snprintf(err, err_len, "%s: no %s '%s'", name, group ? "group" : "user", item);
+            return -1;
+        }
+        list.n++;
+    }
+    *out = list;
     return 0;
+}
+
+static bool parse_bool(const char *value, bool *out)
+{
+    if (!value || !strcmp(value, "true") || !strcmp(value, "1") || !strcmp(value, "yes"))
+        *out = true;
+    else if (!strcmp(value, "false") || !strcmp(value, "0") || !strcmp(value, "no"))
+        *out = false;
+    else
+        return false;
+    return true;
 }
 
 /* One setting by name, from a flag or the config file. */
 static int apply(struct options *o, const char *name, const char *value, char *err, size_t err_len)
 {
-    struct { const char *name; uint32_t *field; uint32_t min, max; } numbers[] = {
-        { "rate", &o->rate, 8000, 384000 },
-        { "period", &o->period, 16, 4096 },
-        { "channels", &o->channels, 1, 64 },
-        { "max-clients", &o->limits.clients, 1, 4096 },
-        { "max-streams-per-client", &o->limits.streams_per_client, 1, 256 },
-        { "max-message-bytes", &o->limits.message_bytes, 1024, MSG_MAX_LINE },
-        { "max-outbound-bytes", &o->limits.outbound_bytes, 65536, 1u << 30 },
-        { "hello-timeout-ms", &o->limits.hello_timeout_ms, 10, 600000 },
-    };
-    struct { const char *name; char *field; size_t len; } strings[] = {
-        { "backend", o->backend, sizeof(o->backend) },
-        { "device", o->device, sizeof(o->device) },
-        { "socket", o->socket_path, sizeof(o->socket_path) },
-        { "tap", o->tap, sizeof(o->tap) },
-        { "capture", o->capture, sizeof(o->capture) },
-    };
-    for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++) {
-        if (strcmp(name, numbers[i].name) != 0)
-            continue;
-        if (parse_u32(value, numbers[i].min, numbers[i].max, numbers[i].field) < 0) {
-            snprintf(err, err_len, "%s: '%s' is not a whole number in %u..%u", name, value,
-                     numbers[i].min, numbers[i].max);
+    const struct setting *set = NULL;
+    for (size_t i = 0; i < NSETTINGS && !set; i++)
+        if (strcmp(name, settings[i].name) == 0)
+            set = &settings[i];
+    if (!set) {
+        snprintf(err, err_len, "%s: no such setting (soundcardd --help lists them)", name);
+        return -1;
+    }
+    void *field = (char *)o + set->offset;
+    uint32_t gid;
+    switch (set->kind) {
+    case SETTING_U32:
+        if (parse_u32(value, set->min, set->max, field) < 0) {
+            snprintf(err, err_len, "%s: '%s' is not a whole number in %u..%u", name, value, set->min,
+                     set->max);
             return -1;
         }
-        if (strcmp(name, "period") == 0 && (o->period & (o->period - 1))) {
+        if (field == &o->period && (o->period & (o->period - 1))) {
             snprintf(err, err_len, "period: %u is not a power of two (16..4096)", o->period);
             return -1;
         }
         return 0;
-    }
-    for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
-        if (strcmp(name, strings[i].name) != 0)
-            continue;
-        if (copy_string(strings[i].field, strings[i].len, value) < 0) {
-            snprintf(err, err_len, "%s: value too long", name);
+    case SETTING_GROUP:   /* kept by name, resolved again when the socket is made */
+    case SETTING_STRING:
+        if (set->kind == SETTING_GROUP && value[0] && resolve_id(value, true, &gid) < 0) {
+            snprintf(err, err_len, "%s: no group '%s'", name, value);
+            return -1;
+        }
+        if (strlen(value) >= set->size) {
+            snprintf(err, err_len, "%s: value too long (at most %zu bytes)", name, set->size - 1);
+            return -1;
+        }
+        memcpy(field, value, strlen(value) + 1);
+        return 0;
+    case SETTING_BOOL:
+        if (!parse_bool(value, field)) {
+            snprintf(err, err_len, "%s: '%s' is not true or false", name, value);
             return -1;
         }
         return 0;
+    case SETTING_USERS:
+    case SETTING_GROUPS:
+        return parse_ids(name, value, set->kind == SETTING_GROUPS, field, err, err_len);
     }
-    if (strcmp(name, "realtime") == 0) {
-        uint32_t prio;
-        if (parse_u32(value, 0, 99, &prio) < 0) {
-            snprintf(err, err_len, "realtime: '%s' is not a priority in 0..99", value);
-            return -1;
-        }
-        o->rt_priority = (int)prio;
-        return 0;
-    }
-    if (strcmp(name, "no-connect") == 0) {
-        o->no_connect = strcmp(value, "false") != 0 && strcmp(value, "0") != 0;
-        return 0;
-    }
-    if (strcmp(name, "verbose") == 0) {
-        o->verbose = strcmp(value, "false") != 0 && strcmp(value, "0") != 0;
-        return 0;
-    }
-    snprintf(err, err_len, "unknown setting '%s'", name);
     return -1;
+}
+
+/* A config value as the flag's text: arrays (allow lists) join with ','. */
+static int config_value_text(const cJSON *item, char *out, size_t len)
+{
+    if (cJSON_IsString(item))
+        snprintf(out, len, "%s", item->valuestring);
+    else if (cJSON_IsNumber(item) && item->valuedouble == (double)(long long)item->valuedouble)
+        snprintf(out, len, "%lld", (long long)item->valuedouble);
+    else if (cJSON_IsBool(item))
+        snprintf(out, len, "%s", cJSON_IsTrue(item) ? "true" : "false");
+    else if (cJSON_IsArray(item)) {
+        size_t used = 0;
+        out[0] = '\0';
+        for (const cJSON *e = item->child; e; e = e->next) {
+            char one[256];
+            if (cJSON_IsArray(e) || config_value_text(e, one, sizeof(one)) < 0)
+                return -1;
+            used += snprintf(out + used, used < len ? len - used : 0, "%s%s", used ? "," : "", one);
+        }
+        return used < len ? 0 : -1;
+    } else
+        return -1;
+    return 0;
 }
 
 /* The config file: one JSON object whose keys are the long flag names. */
@@ -120,7 +219,7 @@ static int load_config(struct options *o, const char *path, char *err, size_t er
         snprintf(err, err_len, "config %s: %s", path, strerror(errno));
         return -1;
     }
-    char text[65536];
+    static char text[65536];
     size_t n = fread(text, 1, sizeof(text) - 1, f);
     int too_long = !feof(f);
     fclose(f);
@@ -137,27 +236,39 @@ static int load_config(struct options *o, const char *path, char *err, size_t er
     }
     int rc = 0;
     for (cJSON *item = root->child; item && rc == 0; item = item->next) {
-        char value[4096];
-        if (cJSON_IsString(item))
-            snprintf(value, sizeof(value), "%s", item->valuestring);
-        else if (cJSON_IsNumber(item) && item->valuedouble == (double)(long long)item->valuedouble)
-            snprintf(value, sizeof(value), "%lld", (long long)item->valuedouble);
-        else if (cJSON_IsBool(item))
-            snprintf(value, sizeof(value), "%s", cJSON_IsTrue(item) ? "true" : "false");
-        else {
-            snprintf(err, err_len, "config %s: field '%s' must be a string, whole number or bool",
+        char value[4096], why[512] = "";
+        if (strcmp(item->string, "config") == 0) {
+            snprintf(err, err_len, "config %s: field config: a config file cannot name another", path);
+            rc = -1;
+        } else if (config_value_text(item, value, sizeof(value)) < 0) {
+            snprintf(err, err_len,
+                     "config %s: field %s: must be a string, whole number, bool or list of those",
                      path, item->string);
             rc = -1;
-            break;
-        }
-        char why[256] = "";
-        if (apply(o, item->string, value, why, sizeof(why)) < 0) {
+        } else if (apply(o, item->string, value, why, sizeof(why)) < 0) {
             snprintf(err, err_len, "config %s: field %s", path, why);
             rc = -1;
         }
     }
     cJSON_Delete(root);
     return rc;
+}
+
+/* $XDG_CONFIG_HOME/soundcard/soundcardd.json (~/.config when unset), else
+ * /etc/soundcard/soundcardd.json: the first that exists, or "". */
+static void default_config_path(char *out, size_t len)
+{
+    const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+    out[0] = '\0';
+    if (xdg && xdg[0] == '/')
+        snprintf(out, len, "%s/soundcard/soundcardd.json", xdg);
+    else if (home && home[0] == '/')
+        snprintf(out, len, "%s/.config/soundcard/soundcardd.json", home);
+    if (out[0] && access(out, F_OK) == 0)
+        return;
+    snprintf(out, len, "/etc/soundcard/soundcardd.json");
+    if (access(out, F_OK) != 0)
+        out[0] = '\0';
 }
 
 static void usage(FILE *out)
@@ -167,59 +278,78 @@ static void usage(FILE *out)
             "                  [--rate HZ] [--period FRAMES] [--channels N] [--socket PATH]\n"
             "                  [--config FILE] [--tap FILE.wav]\n"
             "                  [--capture sine:HZ|silence|loopback|FILE.wav] [--realtime PRIO]\n"
-            "                  [--no-connect] [--verbose]\n"
+            "                  [--no-connect] [--verbose] [--socket-group GROUP]\n"
+            "                  [--allow-uid USERS] [--allow-gid GROUPS] [--max-... N]\n"
             "  --device: portaudio: a device index or name (soundcard devices lists them);\n"
             "            jack: the JACK server's name; dummy: 'dummy'\n"
-            "  --no-connect: jack: leave soundcard:capture_N/playback_N unconnected\n");
+            "  --no-connect: jack: leave soundcard:capture_N/playback_N unconnected\n"
+            "  --realtime PRIO: SCHED_FIFO priority of the card thread (default 70, 0: off)\n"
+            "  --socket-group GROUP: the socket is mode 0660 with this group\n"
+            "  --allow-uid/--allow-gid: comma-separated users/groups that may connect\n"
+            "      (default: only this daemon's user and root)\n"
+            "  limits: --max-clients --max-streams-per-client --max-streams-per-uid\n"
+            "      --max-memory-per-uid MIB --max-channels --max-buffer-frames\n"
+            "      --max-message-bytes --max-outbound-bytes --hello-timeout-ms\n"
+            "  --config FILE: JSON object keyed by these long names (default:\n"
+            "      $XDG_CONFIG_HOME/soundcard/soundcardd.json, /etc/soundcard/soundcardd.json)\n");
 }
 
 int options_parse(struct options *o, int argc, char **argv, char *err, size_t err_len)
 {
-    static const struct option flags[] = {
-        { "backend", required_argument, NULL, 0 }, { "device", required_argument, NULL, 0 },
-        { "rate", required_argument, NULL, 0 },    { "period", required_argument, NULL, 0 },
-        { "channels", required_argument, NULL, 0 }, { "socket", required_argument, NULL, 0 },
-        { "config", required_argument, NULL, 0 },  { "tap", required_argument, NULL, 0 },
-        { "capture", required_argument, NULL, 0 }, { "realtime", required_argument, NULL, 0 },
-        { "verbose", no_argument, NULL, 'v' },     { "help", no_argument, NULL, 'h' },
-        { "no-connect", no_argument, NULL, 'n' },
-        { "version", no_argument, NULL, 'V' },     { NULL, 0, NULL, 0 },
-    };
+    enum { FLAG_CONFIG = 1000, FLAG_HELP, FLAG_VERSION, FLAG_SETTING };
+    static struct option flags[NSETTINGS + 4];
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        bool is_bool = settings[i].kind == SETTING_BOOL;
+        flags[i] = (struct option){ settings[i].name, is_bool ? no_argument : required_argument, NULL,
+                                    FLAG_SETTING + (int)i };
+    }
+    flags[NSETTINGS] = (struct option){ "config", required_argument, NULL, FLAG_CONFIG };
+    flags[NSETTINGS + 1] = (struct option){ "help", no_argument, NULL, FLAG_HELP };
+    flags[NSETTINGS + 2] = (struct option){ "version", no_argument, NULL, FLAG_VERSION };
+    flags[NSETTINGS + 3] = (struct option){ NULL, 0, NULL, 0 };
+
     set_defaults(o);
     err[0] = '\0';
     /* First pass: find --config, whose settings the other flags override. */
+    bool explicit_config = false;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
             snprintf(o->config_path, sizeof(o->config_path), "%s", argv[i + 1]);
-        else if (strncmp(argv[i], "--config=", 9) == 0)
+            explicit_config = true;
+        } else if (strncmp(argv[i], "--config=", 9) == 0) {
             snprintf(o->config_path, sizeof(o->config_path), "%s", argv[i] + 9);
+            explicit_config = true;
+        }
     }
+    if (!explicit_config)
+        default_config_path(o->config_path, sizeof(o->config_path));
     if (o->config_path[0] && load_config(o, o->config_path, err, err_len) < 0)
         return -1;
     optind = 1;
     opterr = 0;
-    int index, c;
-    while ((c = getopt_long(argc, argv, "vhV", flags, &index)) != -1) {
+    int c;
+    while ((c = getopt_long(argc, argv, "vhV", flags, NULL)) != -1) {
         switch (c) {
-        case 0:
-            if (strcmp(flags[index].name, "config") == 0)
-                break;
-            if (apply(o, flags[index].name, optarg, err, err_len) < 0)
-                return -1;
-            break;
-        case 'v':
-            o->verbose = true;
-            break;
-        case 'n':
-            o->no_connect = true;
+        case FLAG_CONFIG:
             break;
         case 'h':
+        case FLAG_HELP:
             usage(stdout);
             return 1;
         case 'V':
+        case FLAG_VERSION:
             printf("soundcardd %s\n", SOUNDCARD_VERSION);
             return 1;
+        case 'v':
+            o->verbose = true;
+            break;
         default:
+            if (c >= FLAG_SETTING && c < FLAG_SETTING + (int)NSETTINGS) {
+                const char *name = settings[c - FLAG_SETTING].name;
+                if (apply(o, name, optarg ? optarg : "true", err, err_len) < 0)
+                    return -1;
+                break;
+            }
             snprintf(err, err_len, "unknown or incomplete option '%s' (see --help)", argv[optind - 1]);
             return -1;
         }
@@ -242,4 +372,18 @@ void options_socket_path(const struct options *o, char *out, size_t len)
         snprintf(out, len, "%s/soundcard/socket", env);
     else
         snprintf(out, len, "/run/soundcard/socket");
+}
+
+void options_each_change(const struct options *a, const struct options *b,
+                         void (*fn)(const char *name, bool live, void *ctx), void *ctx)
+{
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const struct setting *set = &settings[i];
+        const char *fa = (const char *)a + set->offset, *fb = (const char *)b + set->offset;
+        bool differ = set->kind == SETTING_STRING || set->kind == SETTING_GROUP
+                          ? strcmp(fa, fb) != 0
+                          : memcmp(fa, fb, set->size) != 0;
+        if (differ)
+            fn(set->name, set->live, ctx);
+    }
 }

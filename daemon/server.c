@@ -2,6 +2,8 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +18,9 @@
 #include "card.h"
 #include "engine.h"
 #include "log.h"
+#include "memlock.h"
 #include "ops.h"
+#include "service.h"
 #include "session.h"
 #include "stream.h"
 #include "tap.h"
@@ -76,9 +80,9 @@ static void on_listen_readable(uv_poll_t *handle, int status, int events)
     }
 }
 
-/* mkdir -p of the socket's directory; the last level private to the user
- * when we create it. */
-static int make_parent_dirs(const char *path)
+/* mkdir -p of the socket's directory; the last level `last_mode` (private
+ * to the user unless others may connect) when we create it. */
+static int make_parent_dirs(const char *path, mode_t last_mode)
 {
     char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
     snprintf(dir, sizeof(dir), "%s", path);
@@ -94,23 +98,69 @@ static int make_parent_dirs(const char *path)
             return -1;
         *p = '/';
     }
-    return mkdir(dir, 0700) < 0 && errno != EEXIST ? -1 : 0;
+    return mkdir(dir, last_mode) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* The socket systemd passed (socket activation): it owns the path and the
+ * modes.  Our path is whatever it bound, for the logs. */
+static int take_activated_socket(struct server *s, char *err, size_t err_len)
+{
+    int fd = SD_LISTEN_FDS_START;
+    if (sd_is_socket_unix(fd, SOCK_STREAM, 1, NULL, 0) <= 0) {
+        snprintf(err, err_len, "the socket systemd passed (fd %d) is not a listening Unix stream socket", fd);
+        return -1;
+    }
+    int flags = fcntl(fd, F_GETFL);
+    fcntl(fd, F_SETFL, flags | O_NONBLOCK);   /* the accept loop runs until EAGAIN */
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    struct sockaddr_un addr;
+    socklen_t len = sizeof(addr);
+    if (getsockname(fd, (struct sockaddr *)&addr, &len) == 0 && len > sizeof(sa_family_t) && addr.sun_path[0])
+        snprintf(s->socket_path, sizeof(s->socket_path), "%.*s", (int)(len - sizeof(sa_family_t)), addr.sun_path);
+    s->listen_fd = fd;
+    s->unlink_socket = false;
+    return 0;
+}
+
+/* Who may open the socket file: with --socket-group the group (0660); with
+ * allow lists anybody, since the daemon checks each peer (0666); otherwise
+ * the daemon's user alone (0600).  The daemon's checks apply regardless. */
+static int set_socket_access(struct server *s, char *err, size_t err_len)
+{
+    const struct options *o = &s->opts;
+    mode_t mode = 0600;
+    if (o->socket_group[0]) {
+        struct group *g = getgrnam(o->socket_group);
+        char *end;
+        unsigned long gid = g ? g->gr_gid : strtoul(o->socket_group, &end, 10);
+        if (chown(s->socket_path, (uid_t)-1, (gid_t)gid) < 0) {
+            snprintf(err, err_len, "socket-group %s: cannot give %s to it: %s", o->socket_group,
+                     s->socket_path, strerror(errno));
+            return -1;
+        }
+        mode = 0660;
+    } else if (o->allow_uids.n || o->allow_gids.n) {
+        mode = 0666;
+    }
+    if (chmod(s->socket_path, mode) < 0) {
+        snprintf(err, err_len, "chmod %s: %s", s->socket_path, strerror(errno));
+        return -1;
+    }
+    return 0;
 }
 
 static int open_listen_socket(struct server *s, char *err, size_t err_len)
 {
-    if (sd_listen_fds(1) >= 1) {  /* socket activation: systemd owns the path */
-        s->listen_fd = SD_LISTEN_FDS_START;
-        s->unlink_socket = false;
-        return 0;
-    }
+    if (sd_listen_fds(1) >= 1)
+        return take_activated_socket(s, err, err_len);
     struct sockaddr_un addr = { .sun_family = AF_UNIX };
     if (strlen(s->socket_path) >= sizeof(addr.sun_path)) {
         snprintf(err, err_len, "socket path too long: %s", s->socket_path);
         return -1;
     }
     snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", s->socket_path);
-    if (make_parent_dirs(s->socket_path) < 0) {
+    bool shared = s->opts.socket_group[0] || s->opts.allow_uids.n || s->opts.allow_gids.n;
+    if (make_parent_dirs(s->socket_path, shared ? 0755 : 0700) < 0) {
         snprintf(err, err_len, "cannot create the directory of %s: %s", s->socket_path, strerror(errno));
         return -1;
     }
@@ -138,15 +188,19 @@ static int open_listen_socket(struct server *s, char *err, size_t err_len)
     }
     s->listen_fd = fd;
     s->unlink_socket = true;
-    return 0;
+    return set_socket_access(s, err, err_len);
 }
 
 static void on_signal(uv_signal_t *handle, int signum);
 
-int server_init(struct server *s, const struct options *opts, char *err, size_t err_len)
+int server_init(struct server *s, const struct options *opts, int argc, char **argv, char *err,
+                size_t err_len)
 {
     memset(s, 0, sizeof(*s));
     s->opts = *opts;
+    s->argc = argc;
+    s->argv = argv;
+    memlock_enable(opts->rt_priority > 0);
     s->listen_fd = -1;
     s->started_ns = server_now_ns();
     options_socket_path(opts, s->socket_path, sizeof(s->socket_path));
@@ -162,11 +216,12 @@ int server_init(struct server *s, const struct options *opts, char *err, size_t 
     uv_loop_init(&s->loop);
     uv_async_init(&s->loop, &s->engine_async, on_engine_notes);
     s->engine_async.data = s;
+    s->engine_capacity = opts->limits.clients * opts->limits.streams_per_client;
     struct engine_config ec = {
         .rate = s->card.rate,
         .period = s->card.period,
         .channels = s->card.channels,
-        .max_streams = opts->limits.clients * opts->limits.streams_per_client,
+        .max_streams = s->engine_capacity,
         .tap = s->tap,
         .notify = notify_loop,
         .notify_ctx = &s->engine_async,
@@ -176,6 +231,7 @@ int server_init(struct server *s, const struct options *opts, char *err, size_t 
         snprintf(err, err_len, "out of memory");
         return -1;
     }
+    engine_lock_memory(s->engine, memlock_region);
     if (open_listen_socket(s, err, err_len) < 0)
         return -1;
     uv_poll_init(&s->loop, &s->listen_poll, s->listen_fd);
@@ -199,7 +255,7 @@ static void shut_down(struct server *s)
         return;
     s->stopping = true;
     log_info("stopping");
-    sd_notify(0, "STOPPING=1");
+    service_stopping(s);
     cJSON *ev = cJSON_CreateObject();
     cJSON_AddStringToObject(ev, "state", "stopping");
     cJSON_AddStringToObject(ev, "message", "soundcardd is shutting down");
@@ -227,13 +283,10 @@ static void on_signal(uv_signal_t *handle, int signum)
 
 void server_run(struct server *s)
 {
-    log_info("listening on %s: %s backend, device '%s', %u Hz, %u frames, %u channels%s",
+    log_info("listening on %s: %s backend, device '%s', %u Hz, %u frames, %u channels; config %s",
              s->socket_path, s->backend_ops->name, s->card.device, s->card.rate, s->card.period,
-             s->card.channels, s->card.realtime ? ", realtime" : "");
-    if (s->opts.rt_priority > 0 && !s->card.realtime)
-        log_warn("realtime priority %d not granted; running at normal priority", s->opts.rt_priority);
-    sd_notifyf(0, "READY=1\nSTATUS=%s %u Hz %u frames %u ch on %s", s->backend_ops->name,
-               s->card.rate, s->card.period, s->card.channels, s->socket_path);
+             s->card.channels, s->opts.config_path[0] ? s->opts.config_path : "(none)");
+    service_ready(s);
     uv_run(&s->loop, UV_RUN_DEFAULT);
 }
 

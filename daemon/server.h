@@ -3,6 +3,7 @@
 #ifndef SC_DAEMON_SERVER_H
 #define SC_DAEMON_SERVER_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
@@ -19,11 +20,18 @@ typedef struct cJSON cJSON;
 struct server {
     uv_loop_t loop;
     struct options opts;
+    int argc;                 /* the command line, parsed again on SIGHUP */
+    char **argv;
+    uint32_t reloads;         /* successful SIGHUP reloads */
     char socket_path[108];
     int listen_fd;
     bool unlink_socket;       /* we created the socket file (not socket-activated) */
     uv_poll_t listen_poll;
-    uv_signal_t sigterm, sigint;
+    uv_signal_t sigterm, sigint, sighup;
+    uv_timer_t service_timer; /* sd_notify STATUS= and WATCHDOG=1 */
+    uint64_t watchdog_usec;   /* 0: systemd watches nothing */
+    uint64_t watchdog_cycles; /* engine cycles at the last WATCHDOG=1 */
+    char status[256];         /* the last STATUS= sent */
     uv_async_t engine_async;
 
     const struct backend_ops *backend_ops;
@@ -34,6 +42,11 @@ struct server {
     uint64_t card_cycles_seen;  /* engine cycles at the last check */
     int64_t card_progress_ns;   /* when they last advanced */
     struct engine *engine;
+    uint32_t engine_capacity; /* streams it can hold: fixed at start */
+    /* Written once by the thread that runs the cycle, before its first one. */
+    _Atomic bool rt_thread_setup;
+    _Atomic int rt_priority_got;
+    bool rt_checked;
     struct tap *tap;
 
     struct session *sessions;
@@ -47,7 +60,8 @@ struct server {
 
 /* Open the card, the engine and the socket. Returns 0 or -1 with one line
  * saying why in err. */
-int server_init(struct server *s, const struct options *opts, char *err, size_t err_len);
+int server_init(struct server *s, const struct options *opts, int argc, char **argv, char *err,
+                size_t err_len);
 /* Run until SIGTERM/SIGINT. */
 void server_run(struct server *s);
 void server_cleanup(struct server *s);

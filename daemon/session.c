@@ -132,7 +132,15 @@ static void handle_line(struct session *s, char *line, size_t len)
     }
     struct msg_request req;
     struct msg_error err;
-    if (msg_parse_request(line, len, &req, &err) != MSG_OK) {
+    enum msg_error_code parsed = msg_parse_request(line, len, &req, &err);
+    if (s->denied[0]) {
+        /* Its first request, whatever it is, learns why; then it is cut off. */
+        session_reply_error(s, req.id, MSG_ERR_DENIED, "%s", s->denied);
+        flush(s);
+        session_close(s, "denied by the allow lists");
+        return;
+    }
+    if (parsed != MSG_OK) {
         session_reply_error(s, req.id, err.code, "%s", err.message);
         return;
     }
@@ -229,9 +237,8 @@ void session_accept(struct server *server, int fd)
     s->fd = fd;
     s->id = ++server->next_client_id;
     snprintf(s->name, sizeof(s->name), "client-%u", s->id);
-    socklen_t len = sizeof(s->cred);
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &s->cred, &len) < 0)
-        s->cred = (struct ucred){ .pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1 };
+    access_read_peer(fd, &s->peer);
+    access_admits(&server->opts, &s->peer, s->denied, sizeof(s->denied));
     msg_framer_init(&s->framer);
     uv_poll_init(&server->loop, &s->poll, fd);
     uv_timer_init(&server->loop, &s->hello_timer);
@@ -244,7 +251,11 @@ void session_accept(struct server *server, int fd)
     s->next = server->sessions;
     server->sessions = s;
     server->nsessions++;
-    log_debug("client %u connected (pid %d uid %d)", s->id, (int)s->cred.pid, (int)s->cred.uid);
+    if (s->denied[0])
+        log_warn("client %u (pid %d): %s", s->id, (int)s->peer.cred.pid, s->denied);
+    else
+        log_debug("client %u connected (pid %d uid %d)", s->id, (int)s->peer.cred.pid,
+                  (int)s->peer.cred.uid);
 }
 
 void session_close(struct session *s, const char *why)

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <uv.h>
 
+#include "access.h"
 #include "message.h"
 
 struct server;
@@ -28,7 +29,8 @@ struct session {
     uv_timer_t hello_timer;
     int open_handles;           /* freed when both handles have closed */
     int poll_events;
-    struct ucred cred;
+    struct peer peer;           /* who connected (SO_PEERCRED) */
+    char denied[192];           /* why the allow lists refuse it; "" when admitted */
     char name[MSG_MAX_NAME];
     uint32_t events;            /* subscribed enum msg_event_mask */
     struct stream *streams;     /* its open streams */

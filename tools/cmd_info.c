@@ -128,6 +128,7 @@ int cmd_status(struct tool *t, int argc, char **argv)
            si.realtime ? "yes" : "no");
     if (si.realtime)
         printf(" (priority %d)", si.rt_priority);
+    printf(", memory %s", si.memory_locked ? "locked" : "not locked");
     printf("\nclients: %d, streams %d\n\n", si.clients, si.streams);
     printf("%6s  %-20s %-16s %-9s %12s %9s %9s %9s %9s\n", "STREAM", "CLIENT", "NAME", "STATE",
            "FRAMES", "UNDERRUNS", "OVERRUNS", "CLIPPED", "PEAK dBFS");
@@ -171,6 +172,7 @@ static void top_row(const cJSON *client, const cJSON *stream, void *ctx)
         return;         /* top watches streams; status lists idle clients */
     const double rate = *(const double *)ctx;
     put_stream_ident(client, stream);
+    printf(" %7.0f %6.0f", jnum(client, "pid"), jnum(client, "uid"));  /* SO_PEERCRED */
     printf(" %8.1f %9.0f %9.0f", 1000.0 * jnum(stream, "capacity") / rate,
            jnum(stream, "underruns"), jnum(stream, "overruns"));
     put_dbfs(jnum(stream, "peak"));
@@ -207,8 +209,8 @@ int cmd_top(struct tool *t, int argc, char **argv)
             fputs("\033[H\033[2J", stdout);     /* home + clear: redraw in place */
         printf("soundcardd %.0f Hz: load %.1f%%, xruns %.0f, clipped %.0f\n", si.samplerate,
                100.0 * jnum(server, "load"), jnum(server, "xruns"), jnum(server, "clipped"));
-        printf("%6s  %-20s %-16s %-9s %8s %9s %9s %9s\n", "STREAM", "CLIENT", "NAME", "STATE",
-               "LAT ms", "UNDERRUNS", "OVERRUNS", "PEAK dBFS");
+        printf("%6s  %-20s %-16s %-9s %7s %6s %8s %9s %9s %9s\n", "STREAM", "CLIENT", "NAME",
+               "STATE", "PID", "UID", "LAT ms", "UNDERRUNS", "OVERRUNS", "PEAK dBFS");
         for_each_stream(stats, top_row, &si.samplerate);
         if (!tty)
             putchar('\n');

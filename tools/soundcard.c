@@ -297,8 +297,9 @@ static void print_help(void)
         print_usage(stdout, &commands[i]);
         printf("    %s\n", commands[i].help);
     }
-    printf("\n--socket PATH defaults to $SOUNDCARD_SOCKET, else $XDG_RUNTIME_DIR/soundcard/socket,\n"
-           "else /run/soundcard/socket.  Exit status: 0 ok, 1 error, 2 usage error.\n");
+    printf("\n--socket PATH defaults to $SOUNDCARD_SOCKET, else $XDG_RUNTIME_DIR/soundcard/socket\n"
+           "when it exists (or no /run/soundcard/socket does), else /run/soundcard/socket.\n"
+           "Exit status: 0 ok, 1 error, 2 usage error.\n");
 }
 
 int main(int argc, char **argv)

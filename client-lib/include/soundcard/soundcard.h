@@ -119,6 +119,7 @@ struct sc_server_info {
     double input_latency;    /* seconds, the card's own */
     double output_latency;
     char state[16];          /* "running", or "lost" while the card is away */
+    int memory_locked;       /* 1: the RT path's memory is mlock()ed */
 };
 
 const char *sc_version(void);
@@ -132,7 +133,8 @@ const char *sc_last_error(void);
 void sc_stream_params_init(sc_stream_params *p);
 
 /* The socket path the library uses when given NULL: $SOUNDCARD_SOCKET, else
- * $XDG_RUNTIME_DIR/soundcard/socket, else /run/soundcard/socket. */
+ * $XDG_RUNTIME_DIR/soundcard/socket (a user instance) when that exists or no
+ * system instance does, else /run/soundcard/socket (the system instance). */
 const char *sc_default_socket_path(void);
 
 int  sc_client_open(sc_client **out, const char *socket_path /* NULL: default */, const char *name);
