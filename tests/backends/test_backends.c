@@ -385,13 +385,18 @@ static const char *const *daemon_args(struct rig *r, bool tap)
     return r->argv;
 }
 
-static void daemon_up(struct rig *r, struct daemon *d, bool tap)
+/* env (NULL-terminated NAME=VALUE, or NULL): the daemon's extra environment;
+ * with one, its sd_notify messages are watched (harness.h). */
+static void daemon_up(struct rig *r, struct daemon *d, bool tap, const char *const *env)
 {
     if (r->kind == PORTAUDIO) {
         unlink(rig_path(r, "out.raw"));
         unlink(rig_path(r, "cap.raw"));
     }
-    daemon_start(d, daemon_args(r, tap), 20);
+    if (env)
+        daemon_start_watched(d, daemon_args(r, tap), env, 20);
+    else
+        daemon_start(d, daemon_args(r, tap), 20);
 }
 
 /* Before the clients play: start whatever records the card's output. */
@@ -475,7 +480,7 @@ static bool wavcheck(struct daemon *d, const char *wav, const char *const *check
 static void check_two_tones(struct rig *r)
 {
     struct daemon d;
-    daemon_up(r, &d, true);
+    daemon_up(r, &d, true, NULL);
     if (r->kind == JACK) {
         const char *linked[] = { harness_bin("sc_jack_helper"), "connected", r->server,
                                  "soundcard:playback_1", "system:playback_1", NULL };
@@ -706,7 +711,7 @@ static int test_backend(const char *backend)
     check_two_tones(&r);
 
     struct daemon d;
-    daemon_up(&r, &d, false);
+    daemon_up(&r, &d, false, NULL);
     input_begin(&r);
     check_record(&r, &d);
     check_underrun_isolation(&r, &d);
@@ -911,7 +916,9 @@ static int test_loss(const char *backend)
     struct rig r;
     rig_init(&r, backend);
     struct daemon d;
-    daemon_up(&r, &d, false);
+    /* As under systemd with WatchdogSec=0.4s: WATCHDOG=1 every 200 ms, but
+     * only while the RT cycle runs. */
+    daemon_up(&r, &d, false, (const char *const[]){ "WATCHDOG_USEC=400000", NULL });
 
     char out[256];
     snprintf(out, sizeof(out), "%s", rig_path(&r, "survivor.out"));
@@ -923,6 +930,8 @@ static int test_loss(const char *backend)
     struct frames_goal g = { RATE / 2, 0 };
     CHECK(wait_for_stats(d.socket_path, survivor_played, &g, 10), "the survivor stream played %.0f frames",
           g.seen);
+    CHECK(daemon_wait_notify(&d, "WATCHDOG=1", 3, 5), "%d WATCHDOG=1 while the card ran (want 3)",
+          daemon_notify_count(&d, "WATCHDOG=1"));
 
     /* The card goes away. */
     printf("%s: killing jackd (pid %d)\n", backend, (int)r.jackd);
@@ -930,6 +939,7 @@ static int test_loss(const char *backend)
     char msg[256] = "";
     bool lost = sub_wait_state(&sub, "lost", 15, msg, sizeof(msg));
     CHECK(lost, "%s: no server.state 'lost' event within 15 s", backend);
+    int pings_when_lost = daemon_notify_count(&d, "WATCHDOG=1");
     CHECK(process_alive(d.pid), "soundcardd died with its card; log:\n%s", slurp(d.log_path));
     cJSON *all = status_json(&r, &d);
     cJSON *info = cJSON_GetObjectItemCaseSensitive(all, "server");
@@ -948,6 +958,9 @@ static int test_loss(const char *backend)
     struct timespec pause = { 0, 300 * 1000 * 1000 };
     nanosleep(&pause, NULL);
     CHECK(survivor_frames(d.socket_path) == frames_lost, "frames moved while the card was lost");
+    CHECK(daemon_notify_count(&d, "WATCHDOG=1") == pings_when_lost,
+          "WATCHDOG=1 went on while no RT cycle ran (%d, then %d): systemd would never restart a hung daemon",
+          pings_when_lost, daemon_notify_count(&d, "WATCHDOG=1"));
     CHECK(process_alive(player), "the playing client died while the card was lost: %s", slurp(out));
 
     /* It comes back, under the same name.  soundcardd retries every second
@@ -968,6 +981,9 @@ static int test_loss(const char *backend)
     g = (struct frames_goal){ frames_lost + RATE, 0 };
     CHECK(wait_for_stats(d.socket_path, survivor_played, &g, 10),
           "the survivor's frames went from %.0f (lost) to only %.0f", frames_lost, g.seen);
+    CHECK(daemon_wait_notify(&d, "WATCHDOG=1", pings_when_lost + 2, 5), "WATCHDOG=1 did not resume with the card");
+    printf("%s: WATCHDOG=1 %d before the card was lost, none while lost, %d after it came back\n", backend,
+           pings_when_lost, daemon_notify_count(&d, "WATCHDOG=1") - pings_when_lost);
 
     const char *wav = rig_path(&r, "after.wav");
     char wav_copy[256];

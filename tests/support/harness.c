@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <stdlib.h>
@@ -134,7 +136,102 @@ static char **env_with(const char *const *extra)
     return env;
 }
 
-void daemon_start(struct daemon *d, const char *const *extra_args, double timeout)
+/* Every datagram the daemon sent to its NOTIFY_SOCKET, kept in order. */
+#define NOTIFY_MAX_MESSAGES 8192
+struct notify_watch {
+    int fd;
+    pthread_t thread;
+    atomic_bool stop;
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    int count;
+    char (*messages)[256];
+};
+
+static void *notify_reader(void *arg)
+{
+    struct notify_watch *w = arg;
+    while (!atomic_load(&w->stop)) {
+        struct pollfd p = { .fd = w->fd, .events = POLLIN };
+        if (poll(&p, 1, 50) <= 0)
+            continue;
+        char msg[256];
+        ssize_t n = recv(w->fd, msg, sizeof(msg) - 1, 0);
+        if (n <= 0)
+            continue;
+        msg[n] = '\0';
+        pthread_mutex_lock(&w->lock);
+        if (w->count < NOTIFY_MAX_MESSAGES)
+            memcpy(w->messages[w->count++], msg, (size_t)n + 1);
+        pthread_cond_broadcast(&w->changed);
+        pthread_mutex_unlock(&w->lock);
+    }
+    return NULL;
+}
+
+static int count_locked(struct notify_watch *w, const char *text)
+{
+    int n = 0;
+    for (int i = 0; i < w->count; i++)
+        n += strstr(w->messages[i], text) != NULL;
+    return n;
+}
+
+int daemon_notify_count(struct daemon *d, const char *text)
+{
+    pthread_mutex_lock(&d->notify->lock);
+    int n = count_locked(d->notify, text);
+    pthread_mutex_unlock(&d->notify->lock);
+    return n;
+}
+
+bool daemon_wait_notify(struct daemon *d, const char *text, int count, double timeout)
+{
+    struct notify_watch *w = d->notify;
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += (time_t)timeout;
+    deadline.tv_nsec += (long)((timeout - (time_t)timeout) * 1e9);
+    if (deadline.tv_nsec >= 1000000000) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&w->lock);
+    int rc = 0;
+    while (count_locked(w, text) < count && rc == 0)
+        rc = pthread_cond_timedwait(&w->changed, &w->lock, &deadline);
+    bool ok = count_locked(w, text) >= count;
+    pthread_mutex_unlock(&w->lock);
+    return ok;
+}
+
+const char *daemon_notify_last(struct daemon *d, const char *text)
+{
+    static char copy[256];
+    copy[0] = '\0';
+    pthread_mutex_lock(&d->notify->lock);
+    for (int i = d->notify->count - 1; i >= 0 && !copy[0]; i--)
+        if (strstr(d->notify->messages[i], text))
+            snprintf(copy, sizeof(copy), "%s", d->notify->messages[i]);
+    pthread_mutex_unlock(&d->notify->lock);
+    return copy;
+}
+
+static void notify_watch_free(struct daemon *d)
+{
+    struct notify_watch *w = d->notify;
+    if (!w)
+        return;
+    atomic_store(&w->stop, true);
+    pthread_join(w->thread, NULL);
+    close(w->fd);
+    free(w->messages);
+    free(w);
+    d->notify = NULL;
+}
+
+static void start_daemon(struct daemon *d, const char *const *extra_args, const char *const *extra_env,
+                         bool watch, double timeout)
 {
     memset(d, 0, sizeof(*d));
     snprintf(d->dir, sizeof(d->dir), "/tmp/sc-test-XXXXXX");
@@ -156,7 +253,9 @@ void daemon_start(struct daemon *d, const char *const *extra_args, double timeou
     }
     static char notify_env[160];
     snprintf(notify_env, sizeof(notify_env), "NOTIFY_SOCKET=%s", addr.sun_path);
-    const char *env_extra[] = { notify_env, NULL };
+    const char *env[16] = { notify_env };
+    for (int i = 0; extra_env && extra_env[i] && i < 14; i++)
+        env[i + 1] = extra_env[i];
 
     const char *argv[64] = { harness_bin("soundcardd"), "--socket", d->socket_path, "--verbose" };
     int argc = 4;
@@ -171,8 +270,24 @@ void daemon_start(struct daemon *d, const char *const *extra_args, double timeou
         }
     }
     argv[argc] = NULL;
-    d->pid = spawn(argv, env_with(env_extra), NULL, d->log_path);
+    d->pid = spawn(argv, env_with(env), NULL, d->log_path);
 
+    if (watch) {
+        struct notify_watch *w = calloc(1, sizeof(*w));
+        w->messages = calloc(NOTIFY_MAX_MESSAGES, sizeof(*w->messages));
+        w->fd = notify;
+        pthread_mutex_init(&w->lock, NULL);
+        pthread_cond_init(&w->changed, NULL);
+        pthread_create(&w->thread, NULL, notify_reader, w);
+        d->notify = w;
+        if (!daemon_wait_notify(d, "READY=1", 1, timeout)) {
+            fprintf(stderr, "harness: soundcardd not ready within %.1f s; log:\n%s\n", timeout,
+                    slurp(d->log_path));
+            kill(d->pid, SIGKILL);
+            exit(1);
+        }
+        return;
+    }
     double deadline = now_seconds() + timeout;
     for (;;) {
         double left = deadline - now_seconds();
@@ -194,6 +309,17 @@ void daemon_start(struct daemon *d, const char *const *extra_args, double timeou
     close(notify);
 }
 
+void daemon_start(struct daemon *d, const char *const *extra_args, double timeout)
+{
+    start_daemon(d, extra_args, NULL, false, timeout);
+}
+
+void daemon_start_watched(struct daemon *d, const char *const *extra_args,
+                          const char *const *extra_env, double timeout)
+{
+    start_daemon(d, extra_args, extra_env, true, timeout);
+}
+
 int daemon_stop(struct daemon *d, double timeout)
 {
     if (d->pid <= 0)
@@ -201,9 +327,17 @@ int daemon_stop(struct daemon *d, double timeout)
     kill(d->pid, SIGTERM);
     int rc = wait_child(d->pid, timeout);
     d->pid = 0;
+    notify_watch_free(d);
     if (rc != 0)
         fprintf(stderr, "harness: soundcardd exited with %d; log:\n%s\n", rc, slurp(d->log_path));
     return rc;
+}
+
+pid_t spawn_process(const char *const *argv, const char *const *extra_env, const char *out_path,
+                    const char *err_path)
+{
+    const char *none[] = { NULL };
+    return spawn(argv, env_with(extra_env ? extra_env : none), out_path, err_path);
 }
 
 pid_t spawn_client(struct daemon *d, const char *const *argv, const char *out_path)

@@ -9,11 +9,14 @@
 
 #include <cjson/cJSON.h>
 
+struct notify_watch;
+
 struct daemon {
     pid_t pid;
     char dir[64];         /* private temp dir: socket, notify socket, files */
     char socket_path[108];
     char log_path[128];
+    struct notify_watch *notify;  /* daemon_start_watched: every sd_notify message */
 };
 
 extern int harness_failures;
@@ -36,12 +39,27 @@ const char *harness_bin(const char *name);
  * '@' names a file in the daemon's temp dir: "@/tap.wav") and wait for its
  * sd_notify READY=1, at most `timeout` seconds.  Exits the test on failure. */
 void daemon_start(struct daemon *d, const char *const *extra_args, double timeout);
+/* The same, with NAME=VALUE entries added to its environment, and a thread
+ * that goes on reading its sd_notify messages (as systemd would: an unread
+ * notify socket would block the daemon once its queue is full). */
+void daemon_start_watched(struct daemon *d, const char *const *extra_args,
+                          const char *const *extra_env, double timeout);
+/* How many messages containing `text` ("WATCHDOG=1", "STOPPING=1") it sent
+ * so far; daemon_wait_notify waits until there are at least `count`. */
+int daemon_notify_count(struct daemon *d, const char *text);
+bool daemon_wait_notify(struct daemon *d, const char *text, int count, double timeout);
+/* The newest message containing `text` (a static copy, "" if none). */
+const char *daemon_notify_last(struct daemon *d, const char *text);
 /* SIGTERM, wait at most `timeout` seconds; returns its exit status (or -1
  * if it had to be killed).  Prints its log on failure. */
 int daemon_stop(struct daemon *d, double timeout);
 /* A path inside the daemon's temp dir. */
 const char *daemon_path(struct daemon *d, const char *name);
 
+/* fork+exec argv with NAME=VALUE entries added to the environment; stdout
+ * and stderr to files when not NULL. */
+pid_t spawn_process(const char *const *argv, const char *const *extra_env, const char *out_path,
+                    const char *err_path);
 /* posix_spawn argv with SOUNDCARD_SOCKET pointing at d; stdout to out_path
  * when not NULL. */
 pid_t spawn_client(struct daemon *d, const char *const *argv, const char *out_path);
