@@ -3,7 +3,8 @@
 #
 #   test_install.sh BUILD_DIR SOURCE_DIR LIBDIR [CC [SANITIZE]]
 #
-# Installs BUILD_DIR into a temp prefix, checks the files are there, takes the
+# Installs BUILD_DIR into a temp prefix, checks the files are there (the
+# systemd units where the environment says: see CMakeLists.txt), takes the
 # C example out of README.md (it must be examples/first_client.c verbatim),
 # compiles it through pkg-config (shared and static) and through the CMake
 # package, and runs those programs against the installed soundcardd.
@@ -44,6 +45,18 @@ for f in bin/soundcardd bin/soundcard "$LIBDIR/libsoundcard.so" "$LIBDIR/libsoun
          include/soundcard/soundcard.h "$LIBDIR/pkgconfig/soundcard.pc" \
          "$LIBDIR/cmake/soundcard/soundcardConfig.cmake"; do
     check "installed: $f" test -e "$P/$f"
+done
+# The service files: the environment says where (tests/install/CMakeLists.txt);
+# a relative dir is under the prefix.
+for v in SC_SYSTEMD_USER_UNIT_DIR SC_SYSTEMD_SYSTEM_UNIT_DIR SC_SYSUSERS_DIR SC_DOCDIR; do
+    [ -n "${!v:-}" ] || bad "\$$v is not set (tests/install/CMakeLists.txt sets it)"
+done
+under() { case $1 in /*) echo "$1" ;; *) echo "$P/$1" ;; esac; }
+for f in "$(under "${SC_SYSTEMD_USER_UNIT_DIR:-}")"/soundcardd.{service,socket} \
+         "$(under "${SC_SYSTEMD_SYSTEM_UNIT_DIR:-}")"/soundcardd.{service,socket} \
+         "$(under "${SC_SYSUSERS_DIR:-}")/soundcard.conf" \
+         "$(under "${SC_DOCDIR:-}")"/{service.md,soundcardd.json.example}; do
+    check "installed: ${f#"$P"/}" test -f "$f"
 done
 found=$(cd "$P" && find . -name libsoundcard.so -printf '%h\n')
 check "find puts libsoundcard.so in GNUInstallDirs' libdir ($LIBDIR), and only there" \
