@@ -101,15 +101,7 @@ static const char *jstring(cJSON *obj, const char *key)
 /* server.info over a fresh connection (root is always admitted). */
 static cJSON *server_info(const char *socket_path)
 {
-    sc_client *c;
-    if (sc_client_open(&c, socket_path, "probe") < 0)
-        return NULL;
-    char *reply = NULL;
-    int err = sc_client_request(c, "{\"op\":\"server.info\"}", &reply);
-    sc_client_close(c);
-    cJSON *json = err == 0 ? cJSON_Parse(reply) : NULL;
-    free(reply);
-    return json;
+    return request_once(socket_path, "{\"op\":\"server.info\"}");
 }
 
 static double limit_of(cJSON *info, const char *name)

@@ -350,11 +350,16 @@ pid_t spawn_client(struct daemon *d, const char *const *argv, const char *out_pa
 
 cJSON *stats_snapshot(const char *socket_path)
 {
+    return request_once(socket_path, "{\"op\":\"stats\"}");
+}
+
+cJSON *request_once(const char *socket_path, const char *request)
+{
     sc_client *c;
     if (sc_client_open(&c, socket_path, "stats-probe") < 0)
         return NULL;
     char *reply = NULL;
-    int err = sc_client_request(c, "{\"op\":\"stats\"}", &reply);
+    int err = sc_client_request(c, request, &reply);
     sc_client_close(c);
     cJSON *json = err == 0 ? cJSON_Parse(reply) : NULL;
     free(reply);

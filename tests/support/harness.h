@@ -68,6 +68,8 @@ int wait_child(pid_t pid, double timeout);
 
 /* The `stats` op over a fresh connection; NULL on failure. */
 cJSON *stats_snapshot(const char *socket_path);
+/* Any request (without id) over a fresh connection: its ok reply, or NULL. */
+cJSON *request_once(const char *socket_path, const char *request);
 /* The stream named `name` in a stats reply, or NULL. */
 cJSON *stats_find_stream(cJSON *stats, const char *name);
 double json_number(cJSON *obj, const char *key);
