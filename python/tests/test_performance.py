@@ -1,0 +1,122 @@
+"""The seed's promise (issue 10): a full-duplex loopback in callback mode,
+16-frame blocks at 44100 Hz on the 48000 Hz dummy card, runs 30 s with no
+underrun while another client (`soundcard tone`) plays.
+
+Judged by the daemon's counters for the stream (stats()), the status flags
+the callback saw, the number of callbacks for the time it ran (±2 %), the
+tone client's own counters line, and the tap: the loopback's 440 Hz at 0.5
+and the tone's 1000 Hz at 0.2 in every 50 ms block while both ran.
+
+  SC_PY_SECONDS    how long the loopback runs (default 30; shorter for local runs)
+  SC_PY_BLOCKSIZE  its blocksize (default 16; 2 and 4 to see where the limit is)
+"""
+import json
+import os
+import re
+import subprocess
+import threading
+import time
+
+import pytest
+
+from pysoundcard import Stream, continue_flag
+from sc_support import CAPTURE_AMP, bin_path, expect_tones, spawn, wait_until
+
+SECONDS = float(os.environ.get('SC_PY_SECONDS') or 30)
+BLOCKSIZE = int(os.environ.get('SC_PY_BLOCKSIZE') or 16)
+RATE = 44100
+TONE_HZ, TONE_GAIN, TONE_NAME = 1000, 0.2, 'sc-py-tone'
+OUTPUT_UNDERFLOW, INPUT_OVERFLOW = 4, 2
+
+
+def tone_stream(sock):
+    """The tone client's stream in `soundcard status --json`, once it runs."""
+    r = subprocess.run([bin_path('soundcard'), '--socket', sock, 'status', '--json'],
+                       capture_output=True, text=True, timeout=10)
+    if r.returncode != 0:
+        return None
+    for client in json.loads(r.stdout)['stats']['clients']:
+        for st in client['streams']:
+            if st['name'] == TONE_NAME and st['state'] == 'running' and st['frames'] > 0:
+                return st
+    return None
+
+
+def test_blocksize_16_at_44100_for_30s_beside_another_client(soundcardd):
+    d = soundcardd('sine:440')
+    tone_seconds = SECONDS + 10                     # 40 s for the 30 s run
+    tone_out = os.path.join(d.dir, 'tone.out')
+    with open(tone_out, 'w') as out:
+        tone = spawn([bin_path('soundcard'), 'tone', '--freq', str(TONE_HZ), '--gain', str(TONE_GAIN),
+                      '--seconds', '%g' % tone_seconds, '--name', TONE_NAME],
+                     env=dict(os.environ, SOUNDCARD_SOCKET=d.socket), stdout=out,
+                     stderr=subprocess.STDOUT)
+    try:
+        assert wait_until(lambda: tone_stream(d.socket), 10, 0.05), 'the tone client did not start playing'
+
+        count, underflows, overflows = [0], [0], [0]
+        ended = threading.Event()
+
+        def callback(in_data, out_data, time_info, status):
+            out_data[:] = in_data
+            count[0] += 1
+            if status & OUTPUT_UNDERFLOW:
+                underflows[0] += 1
+            if status & INPUT_OVERFLOW:
+                overflows[0] += 1
+            return continue_flag
+
+        s = Stream(samplerate=RATE, blocksize=BLOCKSIZE, callback=callback, finished_callback=ended.set)
+        try:
+            s.start()
+            started = time.monotonic()
+            # The stream must run the whole time: finished_callback before
+            # then is a failure, not the end of the wait.
+            assert not ended.wait(SECONDS), 'the stream ended by itself after %.3f s' % (
+                time.monotonic() - started)
+            elapsed = time.monotonic() - started
+            n = count[0]
+            stats = s.stats()
+            assert tone.poll() is None, 'the tone client ended before the loopback did'
+            s.stop()
+        finally:
+            try:
+                s.close()
+            except Exception:
+                pass
+        stopped = time.monotonic()
+
+        expected = elapsed * RATE / BLOCKSIZE
+        print('blocksize %d at %d Hz for %.3f s: callbacks=%d (expected %.0f, %+.3f%%) '
+              'underruns=%d overruns=%d frames=%d callback_realtime=%d status: output underflow %d, '
+              'input overflow %d' % (BLOCKSIZE, RATE, elapsed, n, expected, 100 * (n / expected - 1),
+                                     stats['underruns'], stats['overruns'], stats['frames'],
+                                     stats['callback_realtime'], underflows[0], overflows[0]))
+        assert stats['underruns'] == 0, stats
+        assert underflows[0] == 0, '%d callbacks had the output underflow flag' % underflows[0]
+        assert abs(n - expected) <= 0.02 * expected, \
+            '%d callbacks in %.3f s, expected %.0f ± 2 %%' % (n, elapsed, expected)
+
+        try:
+            tone.wait(tone_seconds + 15 - (stopped - started))
+        except subprocess.TimeoutExpired:
+            pytest.fail('the tone client did not end')
+        with open(tone_out) as f:
+            tone_text = f.read()
+        print(tone_text.strip())
+        assert tone.returncode == 0, 'soundcard tone: exit %d: %s' % (tone.returncode, tone_text)
+        m = re.search(r'frames=(\d+) underruns=(\d+)', tone_text)
+        assert m, 'no counters line from soundcard tone: %s' % tone_text
+        assert int(m.group(2)) == 0, 'the tone client underran: %s' % tone_text
+    finally:
+        if tone.poll() is None:
+            tone.kill()
+            tone.wait()
+
+    # The tap, from READY (about its first frame) on: both tones in every
+    # block of the time the loopback ran, a second (or less, for short runs)
+    # inside either end.
+    d.stop()
+    t0, margin = started - d.ready_time, min(1.0, elapsed / 4)
+    expect_tones(d.tap, t0 + margin, t0 + elapsed - margin,
+                 expect=[(440, CAPTURE_AMP), (TONE_HZ, TONE_GAIN)], channels=[0])
