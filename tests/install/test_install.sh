@@ -10,6 +10,11 @@
 # package, and runs those programs against the installed soundcardd.
 # LIBDIR is CMake's CMAKE_INSTALL_LIBDIR (lib, or lib/x86_64-linux-gnu).
 # CC and SANITIZE come from the build so an ASan build links the same runtime.
+# pysoundcard: installed in SC_PYTHON_SITE under the prefix, a directory
+# SC_PYTHON searches when the prefix is /usr or /usr/local, importable from
+# the temp prefix (PYTHONPATH) with the installed library, and playing
+# through the installed daemon (not with SANITIZE: python cannot dlopen a
+# sanitized libsoundcard).
 set -uo pipefail
 
 [ $# -ge 3 ] || { echo "usage: $0 BUILD_DIR SOURCE_DIR LIBDIR [CC [SANITIZE]]" >&2; exit 2; }
@@ -58,6 +63,26 @@ for f in "$(under "${SC_SYSTEMD_USER_UNIT_DIR:-}")"/soundcardd.{service,socket} 
          "$(under "${SC_DOCDIR:-}")"/{service.md,soundcardd.json.example}; do
     check "installed: ${f#"$P"/}" test -f "$f"
 done
+# pysoundcard, where python/CMakeLists.txt says (empty: no Python 3 there).
+PYSITE=${SC_PYTHON_SITE:-} PYTHON=${SC_PYTHON:-/usr/bin/python3}
+if [ -n "$PYSITE" ]; then
+    check "installed: $PYSITE/pysoundcard/__init__.py" test -f "$P/$PYSITE/pysoundcard/__init__.py"
+    pyfiles() { (cd "$1" && find . -name '*.py' -not -path '*/__pycache__/*' | sort); }
+    check "installed: every .py of python/pysoundcard" \
+        diff <(pyfiles "$SRC/python/pysoundcard") <(pyfiles "$P/$PYSITE/pysoundcard")
+    check "no __pycache__ or .pyc installed" \
+        test -z "$(find "$P/$PYSITE" \( -name __pycache__ -o -name '*.pyc' \) -print -quit)"
+    # The directory `make install` (prefix SC_INSTALL_PREFIX) uses is one the
+    # interpreter searches, for the prefixes it has site dirs for.
+    case ${SC_INSTALL_PREFIX:-} in
+    /usr|/usr/local)
+        # shellcheck disable=SC2016
+        check "$PYTHON searches $SC_INSTALL_PREFIX/$PYSITE (make install's prefix)" \
+            "$PYTHON" -c 'import sys; sys.exit(sys.argv[1] not in sys.path)' "$SC_INSTALL_PREFIX/$PYSITE" ;;
+    esac
+else
+    echo "skip pysoundcard: SC_PYTHON_SITE is empty (no $PYTHON when configured)"
+fi
 found=$(cd "$P" && find . -name libsoundcard.so -printf '%h\n')
 check "find puts libsoundcard.so in GNUInstallDirs' libdir ($LIBDIR), and only there" \
     test "$found" = "./$LIBDIR"
@@ -149,6 +174,49 @@ run shared "$T/first_shared" LD_LIBRARY_PATH="$P/$LIBDIR"
 run static "$T/first_static"
 run cmake-shared "$T/consumer/build/x"          # CMake's build RPATH finds the library
 run cmake-static "$T/consumer/build/x_static"
+
+# pysoundcard from the temp prefix: imported from there, with the installed
+# library, one second through the installed daemon.
+if [ -n "$PYSITE" ] && [ -z "$SANITIZE" ]; then
+    pyenv=(PYTHONPATH="$P/$PYSITE" PYTHONDONTWRITEBYTECODE=1)
+    # shellcheck disable=SC2016
+    where=$(env "${pyenv[@]}" SOUNDCARD_LIBRARY="$P/$LIBDIR/libsoundcard.so.0" "$PYTHON" -c '
+import pysoundcard
+print(pysoundcard.__file__)
+print(*[l.split()[-1] for l in open("/proc/self/maps") if "libsoundcard" in l][:1])' 2>&1)
+    if [ "$(sed -n 1p <<<"$where")" = "$P/$PYSITE/pysoundcard/__init__.py" ] &&
+       [ "$(realpath -m "$(sed -n 2p <<<"$where")")" = "$(realpath "$P/$LIBDIR/libsoundcard.so.0.1.0")" ]; then
+        ok "import pysoundcard from the prefix, with its libsoundcard (SOUNDCARD_LIBRARY)"
+    else
+        bad "import pysoundcard from the prefix:"; show <<<"$where"
+    fi
+    # Without SOUNDCARD_LIBRARY, where the loader knows no libsoundcard.so.0,
+    # the package finds the one installed beside it (PREFIX/LIBDIR).
+    if ! ldconfig -p 2>/dev/null | grep -q 'libsoundcard\.so\.0 '; then
+        # shellcheck disable=SC2016
+        where=$(env -u SOUNDCARD_LIBRARY -u LD_LIBRARY_PATH "${pyenv[@]}" "$PYTHON" -c '
+import pysoundcard
+print(*[l.split()[-1] for l in open("/proc/self/maps") if "libsoundcard" in l][:1])' 2>&1)
+        check "without SOUNDCARD_LIBRARY pysoundcard loads the prefix's libsoundcard ($where)" \
+            test "$(realpath -m "$where")" = "$(realpath "$P/$LIBDIR/libsoundcard.so.0.1.0")"
+    fi
+    # shellcheck disable=SC2016
+    env "${pyenv[@]}" SOUNDCARD_LIBRARY="$P/$LIBDIR/libsoundcard.so.0" timeout 30 "$PYTHON" -c '
+import numpy as np
+from pysoundcard import OutputStream
+s = OutputStream(samplerate=48000, channels=2)
+s.start()
+s.write(0.2 * np.sin(2 * np.pi * 440 * np.arange(48000) / 48000))
+s.stop()
+st = s.stats()
+s.close()
+print("pysoundcard: frames=%d underruns=%d" % (st["frames"], st["underruns"]))' >"$T/python.out" 2>&1
+    if grep -qx 'pysoundcard: frames=48000 underruns=0' "$T/python.out"; then
+        ok "pysoundcard from the prefix plays through the installed daemon: $(cat "$T/python.out")"
+    else
+        bad "pysoundcard from the prefix, expected 'pysoundcard: frames=48000 underruns=0':"; show "$T/python.out"
+    fi
+fi
 
 kill -TERM "$daemon"
 for ((i = 0; i < 500; i++)); do kill -0 "$daemon" 2>/dev/null || break; sleep 0.02; done
