@@ -153,6 +153,25 @@ def test_pairs(daemon):
         Stream(dtype=('int16', 'float32'))
 
 
+def test_half_duplex_stream(daemon):
+    """PySoundCard 0.4: input_device=False / output_device=False."""
+    s = Stream(input_device=False, blocksize=256)
+    try:
+        s.start()
+        s.write(np.zeros((1024, CARD_CHANNELS), np.float32))
+        s.stop()
+    finally:
+        closing(s)
+    s = Stream(output_device=False, blocksize=256)
+    try:
+        s.start()
+        x = s.read(1024)
+        assert x.shape == (1024, CARD_CHANNELS)
+        assert abs(np.abs(x).max() - CAPTURE_AMP) < 0.03
+    finally:
+        closing(s)
+
+
 def test_mono_and_narrow_writes(soundcardd):
     """A 1-D array plays on every channel; a (frames, 1) array on the first
     channel, the other one silent (PySoundCard pads with silence)."""
