@@ -15,6 +15,13 @@
 # the temp prefix (PYTHONPATH) with the installed library, and playing
 # through the installed daemon (not with SANITIZE: python cannot dlopen a
 # sanitized libsoundcard).
+# The ALSA plugin: installed in SC_ALSA_PLUGIN_DIR (alsa-lib's plugin dir for
+# the prefix, as pkg-config alsa says), its config snippet in SC_ALSA_CONF_DIR
+# naming the plugin under the temp prefix, /etc left alone (a temp prefix
+# gets no /etc/alsa/conf.d link); then `aplay -D soundcard` and `arecord -D
+# soundcard` through the installed daemon with an ~/.asoundrc that includes
+# the installed snippet (not with SANITIZE: aplay cannot dlopen a sanitized
+# plugin).
 set -uo pipefail
 
 [ $# -ge 3 ] || { echo "usage: $0 BUILD_DIR SOURCE_DIR LIBDIR [CC [SANITIZE]]" >&2; exit 2; }
@@ -41,6 +48,9 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---- 1. install, and the files a user needs -------------------------------
+etc_link=/etc/alsa/conf.d/50-soundcard.conf
+etc_state() { if [ -e "$etc_link" ] || [ -L "$etc_link" ]; then ls -l --time-style=+%s.%N "$etc_link"; else echo absent; fi; }
+etc_before=$(etc_state)
 if cmake --install "$BUILD" --prefix "$P" >"$T/install.log" 2>&1; then
     ok "cmake --install $BUILD --prefix <tmp>"
 else
@@ -83,6 +93,30 @@ if [ -n "$PYSITE" ]; then
 else
     echo "skip pysoundcard: SC_PYTHON_SITE is empty (no $PYTHON when configured)"
 fi
+# The ALSA plugin and its config snippet (alsa-plugin/install.cmake).
+ALSA_PLUGIN=${SC_ALSA_PLUGIN_FILE:-libasound_module_pcm_soundcard.so}
+ALSA_SO=$(under "${SC_ALSA_PLUGIN_DIR:-}")/$ALSA_PLUGIN
+ALSA_CONF=$(under "${SC_ALSA_CONF_DIR:-}")/50-soundcard.conf
+for v in SC_ALSA_PLUGIN_DIR SC_ALSA_CONF_DIR; do
+    [ -n "${!v:-}" ] || bad "\$$v is not set (tests/install/CMakeLists.txt sets it)"
+done
+check "installed: ${ALSA_SO#"$P"/}" test -f "$ALSA_SO"
+check "installed: ${ALSA_CONF#"$P"/}" test -f "$ALSA_CONF"
+alsa_libdir=$(pkg-config --define-variable=prefix="$P" --variable=libdir alsa 2>&1)
+check "the plugin is in alsa-lib's plugin dir for the prefix (pkg-config alsa: $alsa_libdir/alsa-lib)" \
+    test "$(realpath -m "$alsa_libdir/alsa-lib")" = "$(realpath -m "$(dirname "$ALSA_SO")")"
+check "the snippet is at share/alsa/alsa.conf.d/50-soundcard.conf" test "$ALSA_CONF" = "$P/share/alsa/alsa.conf.d/50-soundcard.conf"
+libs=$(grep -E '^[[:space:]]*lib[[:space:]]' "$ALSA_CONF" 2>/dev/null | awk '{ print $2 }' | tr -d '"' | sort -u)
+check "the snippet's pcm_type and ctl_type lib name the installed plugin ($libs)" \
+    test "$(grep -cE '^[[:space:]]*lib[[:space:]]' "$ALSA_CONF" 2>/dev/null)" -eq 2 -a "$libs" = "$ALSA_SO"
+for def in 'pcm_type.soundcard' 'ctl_type.soundcard' 'pcm.soundcard' 'ctl.soundcard'; do
+    check "the snippet defines $def" grep -q "^${def//./[.]}[[:space:]]*[{]" "$ALSA_CONF"
+done
+plugin_lib=$(ldd "$ALSA_SO" 2>/dev/null | awk '/libsoundcard/ { print $3 }')
+check "the installed plugin loads the prefix's libsoundcard without LD_LIBRARY_PATH ($plugin_lib)" \
+    test "$(realpath -m "$plugin_lib")" = "$(realpath "$P/$LIBDIR/libsoundcard.so.0")"
+etc_after=$(etc_state)
+check "/etc untouched by an install to a temp prefix ($etc_link: $etc_after)" test "$etc_before" = "$etc_after"
 found=$(cd "$P" && find . -name libsoundcard.so -printf '%h\n')
 check "find puts libsoundcard.so in GNUInstallDirs' libdir ($LIBDIR), and only there" \
     test "$found" = "./$LIBDIR"
@@ -141,7 +175,7 @@ mkfifo "$T/notify.fifo"
 exec 3<>"$T/notify.fifo"
 socat -u UNIX-RECV:"$T/notify" STDOUT >"$T/notify.fifo" 2>"$T/socat.log" & notifier=$!
 for ((i = 0; i < 250; i++)); do [ -S "$T/notify" ] && break; sleep 0.02; done   # socat is listening
-NOTIFY_SOCKET=$T/notify "$P/bin/soundcardd" --backend dummy --rate 48000 --socket "$T/socket" \
+NOTIFY_SOCKET=$T/notify "$P/bin/soundcardd" --backend dummy --rate 48000 --socket "$T/socket" --capture sine:700 \
     2>"$T/soundcardd.log" & daemon=$!
 ready=
 end=$((SECONDS + 10))
@@ -216,6 +250,53 @@ print("pysoundcard: frames=%d underruns=%d" % (st["frames"], st["underruns"]))' 
     else
         bad "pysoundcard from the prefix, expected 'pysoundcard: frames=48000 underruns=0':"; show "$T/python.out"
     fi
+fi
+
+# ALSA programs through the installed plugin: an ~/.asoundrc that includes
+# the installed snippet (what alsa-lib reads from /etc/alsa/conf.d after a
+# real `make install`), the daemon found by the default rule
+# ($SOUNDCARD_SOCKET).  LD_DEBUG=files shows which plugin and library load.
+if [ -z "$SANITIZE" ] && command -v aplay >/dev/null && command -v sox >/dev/null; then
+    mkdir -p "$T/home"
+    printf '<%s>\n' "$ALSA_CONF" >"$T/home/.asoundrc"
+    alsaenv=(-u ALSA_CONFIG_PATH -u LD_LIBRARY_PATH HOME="$T/home" XDG_CONFIG_HOME="$T/home/.config")
+    if env "${alsaenv[@]}" aplay -L 2>&1 | grep -qx soundcard; then
+        ok "aplay -L lists soundcard (the installed snippet's hint)"
+    else
+        bad "aplay -L does not list soundcard:"; env "${alsaenv[@]}" aplay -L 2>&1 | show
+    fi
+    sox -n -r 44100 -b 16 -c 2 "$T/tone.wav" synth 2 sine 440 vol 0.5 2>"$T/sox.log" || { bad "sox:"; show "$T/sox.log"; }
+    env "${alsaenv[@]}" LD_DEBUG=files timeout 20 aplay -D soundcard "$T/tone.wav" >"$T/aplay.out" 2>&1 & aplay_pid=$!
+    seen=
+    end=$((SECONDS + 10))
+    while [ -z "$seen" ] && [ $SECONDS -lt $end ] && kill -0 "$aplay_pid" 2>/dev/null; do
+        # its stream, as the daemon lists it
+        if LD_LIBRARY_PATH="$P/$LIBDIR" "$P/bin/soundcard" status 2>/dev/null | grep -qE '^ +[0-9]+ +[0-9]+ +alsa +alsa +running'; then
+            seen=1
+        else
+            sleep 0.02
+        fi
+    done
+    wait "$aplay_pid"; rc=$?
+    if [ $rc -eq 0 ] && [ -n "$seen" ]; then
+        ok "aplay -D soundcard played through the installed daemon (its stream 'alsa' ran, exit 0)"
+    else
+        bad "aplay -D soundcard: exit $rc, stream seen running: ${seen:-no}:"; grep -vE '^ *[0-9]+:' "$T/aplay.out" | show
+    fi
+    # Every object aplay initialised, by real path.
+    inits=$(sed -n 's/^ *[0-9]*:[[:space:]]*calling init: //p' "$T/aplay.out" | xargs -r realpath -m)
+    check "aplay loaded the installed plugin ($ALSA_SO)" grep -qxF "$(realpath "$ALSA_SO")" <<<"$inits"
+    check "the plugin loaded the installed libsoundcard ($P/$LIBDIR)" \
+        grep -qxF "$(realpath "$P/$LIBDIR/libsoundcard.so.0")" <<<"$inits"
+    # Capture: the daemon's input is 700 Hz at 0.5 (--capture sine:700).
+    if env "${alsaenv[@]}" timeout 20 arecord -q -D soundcard -f S16_LE -r 44100 -c 2 -d 1 "$T/rec.wav" >"$T/arecord.out" 2>&1 &&
+       "$BUILD/bin/wavcheck" "$T/rec.wav" --from 0.05 --expect 700:0.5 >>"$T/arecord.out" 2>&1; then
+        ok "arecord -D soundcard -f S16_LE -r 44100 -c 2 recorded the daemon's 700 Hz at 0.5"
+    else
+        bad "arecord -D soundcard:"; show "$T/arecord.out"
+    fi
+else
+    echo "skip ALSA programs: ${SANITIZE:+sanitized build}${SANITIZE:-no aplay or sox}"
 fi
 
 kill -TERM "$daemon"
