@@ -73,9 +73,9 @@ set(sc_dir "@SC_ALSA_PLUGIN_DIR@")
 if(NOT IS_ABSOLUTE "${sc_dir}")
   set(sc_dir "${CMAKE_INSTALL_PREFIX}/${sc_dir}")
 endif()
-set(PLUGIN_PATH "${sc_dir}/${SC_ALSA_PLUGIN_FILE}")
+cmake_path(SET PLUGIN_PATH NORMALIZE "${sc_dir}/${SC_ALSA_PLUGIN_FILE}")
 configure_file("@SC_ALSA_SNIPPET_IN@" "@SC_ALSA_SNIPPET_TMP@" @ONLY)
-set(sc_conf_dir "${CMAKE_INSTALL_PREFIX}/@SC_ALSA_CONF_DIR@")
+cmake_path(SET sc_conf_dir NORMALIZE "${CMAKE_INSTALL_PREFIX}/@SC_ALSA_CONF_DIR@")
 file(INSTALL DESTINATION "${sc_conf_dir}" TYPE FILE FILES "@SC_ALSA_SNIPPET_TMP@")
 
 # Where Debian's alsa-lib looks: /etc/alsa/conf.d, only for the system's
