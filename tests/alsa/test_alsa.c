@@ -30,6 +30,8 @@
  *   pause      pause 1 s and resume: a 1 s hole, nothing lost
  *   xrun       an underrun is -EPIPE and prepare recovers; a capture
  *              overrun the same
+ *   lost       soundcardd stops (SIGTERM) or dies (SIGKILL) under aplay and
+ *              arecord: both end with an error within 3 s, not a hang
  *   config     aplay -L lists soundcard; ctl.soundcard opens; soundcard
  *              made the default device; a PCM of one's own (socket, name,
  *              latency_ms); an unknown option is refused */
@@ -625,6 +627,54 @@ static void mode_xrun(void)
 }
 
 /* ------------------------------------------------------------------ */
+/* lost: the daemon goes away under a playing and a recording program */
+
+static bool alsa_running(cJSON *stats, void *ctx)
+{
+    cJSON *s = stats_find_stream(stats, ctx);
+    const char *state = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(s, "state"));
+    return state && strcmp(state, "running") == 0 && json_number(s, "frames") > RATE / 10;
+}
+
+static void mode_lost(void)
+{
+    static const int signals[] = { SIGTERM, SIGKILL };
+    for (int i = 0; i < 2; i++) {
+        struct daemon d;
+        up(&d);
+        sox((const char *const[]){ "-n", "-r", "48000", "-b", "16", "-c", "2", path_in("long.wav"), "synth", "10",
+                                   "sine", "440", "vol", "0.3", NULL });
+        char extra[256];
+        snprintf(extra, sizeof(extra), "pcm.rec { type soundcard socket \"%s\" name \"rec\" }\n", d.socket_path);
+        asoundrc(d.socket_path, extra);
+        pid_t aplay = start("aplay", (const char *const[]){ which("aplay"), "-D", "soundcard", path_in("long.wav"),
+                                                            NULL });
+        pid_t arecord = start("arecord", (const char *const[]){ which("arecord"), "-D", "rec", "-f", "S16_LE", "-r",
+                                                                "48000", "-c", "2", "-d", "10", path_in("r.wav"),
+                                                                NULL });
+        bool both = wait_for_stats(d.socket_path, alsa_running, "alsa", 10) &&
+                    wait_for_stats(d.socket_path, alsa_running, "rec", 10);
+        CHECK(both, "aplay and arecord did not start playing and recording");
+        printf("soundcardd gets %s while aplay plays and arecord records\n", strsignal(signals[i]));
+        double t0 = now_seconds();
+        kill(d.pid, signals[i]);
+        int rc = wait_child(d.pid, 10);
+        d.pid = 0;
+        printf("soundcardd exit %d\n", rc);
+        int rc_play = wait_child(aplay, 5);
+        double t_play = now_seconds() - t0;
+        int rc_rec = wait_child(arecord, 5);
+        double t_rec = now_seconds() - t0;
+        printf("aplay: exit %d after %.3f s; stderr:\n%s", rc_play, t_play, output_of("aplay", "err"));
+        printf("arecord: exit %d after %.3f s; stderr:\n%s", rc_rec, t_rec, output_of("arecord", "err"));
+        CHECK(rc_play > 0 && t_play < 3, "%s: aplay ends with an error (exit %d, %.1f s), not a hang",
+              strsignal(signals[i]), rc_play, t_play);
+        CHECK(rc_rec > 0 && t_rec < 3, "%s: arecord ends with an error (exit %d, %.1f s), not a hang",
+              strsignal(signals[i]), rc_rec, t_rec);
+    }
+}
+
+/* ------------------------------------------------------------------ */
 /* config                                                             */
 
 static void mode_config(void)
@@ -685,7 +735,8 @@ int main(int argc, char **argv)
         { "mix", mode_mix },           { "formats", mode_formats }, { "record", mode_record },
         { "portaudio", mode_portaudio }, { "poll", mode_poll },     { "delay", mode_delay },
         { "nodaemon", mode_nodaemon }, { "drain", mode_drain },     { "drop", mode_drop },
-        { "pause", mode_pause },       { "xrun", mode_xrun },       { "config", mode_config },
+        { "pause", mode_pause },       { "xrun", mode_xrun },       { "lost", mode_lost },
+        { "config", mode_config },
     };
     for (size_t i = 0; argc == 2 && i < sizeof(modes) / sizeof(modes[0]); i++) {
         if (strcmp(argv[1], modes[i].name) == 0) {
@@ -699,6 +750,6 @@ int main(int argc, char **argv)
             return harness_finish(name);
         }
     }
-    fprintf(stderr, "usage: test_alsa mix|formats|record|portaudio|poll|delay|nodaemon|drain|drop|pause|xrun|config\n");
+    fprintf(stderr, "usage: test_alsa mix|formats|record|portaudio|poll|delay|nodaemon|drain|drop|pause|xrun|lost|config\n");
     return 2;
 }
