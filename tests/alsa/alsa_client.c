@@ -22,6 +22,7 @@
  * Waiting is on the PCM's poll descriptors with deadlines; the only sleep
  * is the pause test's one second of pause (pacing its own audio). */
 #include <alsa/asoundlib.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <math.h>
 #include <poll.h>
@@ -45,6 +46,25 @@ static const char *pcm_name;
         printf("\n");                                                                        \
         fflush(stdout);                                                                      \
         failures += !ok_;                                                                    \
+    } while (0)
+
+/* Under ThreadSanitizer (SC_SANITIZED=thread) a failed check of timing is a
+ * note, not a failure: see tests/alsa/rig.h. */
+static bool slow(void)
+{
+    const char *s = getenv("SC_SANITIZED");
+    return s && strstr(s, "thread");
+}
+
+#define VERIFY_TIMING(cond, ...)                                                             \
+    do {                                                                                     \
+        bool t_ok_ = (cond);                                                                 \
+        if (!t_ok_ && slow()) {                                                              \
+            printf("note: relaxed under ThreadSanitizer: " __VA_ARGS__);                    \
+            printf("\n");                                                                    \
+        } else {                                                                             \
+            VERIFY(t_ok_, __VA_ARGS__);                                                      \
+        }                                                                                    \
     } while (0)
 
 static double now(void)
@@ -242,11 +262,11 @@ static int run_poll(double seconds)
            pos, wakeups, spurious, writes, eagain, epipe, xrun_state, t1 - t0, expected);
     VERIFY(pos == total && timeouts == 0, "%.1f s written, every write from a poll() wake-up (%ld frames)",
            seconds, pos);
-    VERIFY(epipe == 0 && xrun_state == 0, "no underrun: no -EPIPE, state never XRUN (%ld, %ld)", epipe, xrun_state);
+    VERIFY_TIMING(epipe == 0 && xrun_state == 0, "no underrun: no -EPIPE, state never XRUN (%ld, %ld)", epipe, xrun_state);
     /* A wake-up with nothing to do (the poll descriptor still readable
      * right after a write) is allowed, as with alsa-plugins' jack PCM; a
      * busy loop is not. */
-    VERIFY(wakeups <= 3 * expected + 20, "no busy loop: %ld wake-ups (%ld without POLLOUT) for %.0f periods",
+    VERIFY_TIMING(wakeups <= 3 * expected + 20, "no busy loop: %ld wake-ups (%ld without POLLOUT) for %.0f periods",
            wakeups, spurious, expected);
     VERIFY(err == 0, "snd_pcm_drain: %s", snd_strerror(err));
     snd_pcm_close(pcm);
@@ -313,7 +333,7 @@ static int run_delay(unsigned rate, double seconds)
     VERIFY(k >= 3, "%d clicks written", k);
     /* delay - (buffer - avail): what the plugin adds for the stream (its
      * ring, the library, the card) -- positive, and steady while playing. */
-    VERIFY(lat_min > 0 && lat_max - lat_min <= (double)s.period / rate,
+    VERIFY_TIMING(lat_min > 0 && lat_max - lat_min <= (double)s.period / rate,
            "delay - frames queued in ALSA (the stream's latency) is positive and steady: "
            "%.2f..%.2f ms (a period is %.2f ms)", lat_min * 1e3, lat_max * 1e3, 1e3 * s.period / rate);
     snd_pcm_close(pcm);
@@ -358,7 +378,7 @@ static int run_drop(void)
     printf("drop written=%ld delay=%ld queued=%ld drop_ms=%.3f period=%lu\n", 2L * s.rate, (long)delay,
            (long)s.buffer - (long)avail, (t1 - t0) * 1e3, (unsigned long)s.period);
     VERIFY(derr == 0, "snd_pcm_drop: %s", snd_strerror(derr));
-    VERIFY(t1 - t0 < 0.1, "snd_pcm_drop returned at once (%.1f ms)", (t1 - t0) * 1e3);
+    VERIFY_TIMING(t1 - t0 < 0.1, "snd_pcm_drop returned at once (%.1f ms)", (t1 - t0) * 1e3);
     VERIFY(snd_pcm_state(pcm) == SND_PCM_STATE_SETUP, "state after drop: %s", snd_pcm_state_name(snd_pcm_state(pcm)));
     err = snd_pcm_prepare(pcm);
     VERIFY(err == 0, "snd_pcm_prepare after drop: %s", snd_strerror(err));
@@ -480,9 +500,20 @@ static int run_xrun_capture(const char *path)
     return failures != 0;
 }
 
+/* Sanitizer builds ($SC_ALSA_PLUGIN set): keep the plugin loaded for good,
+ * so that LeakSanitizer sees what its statics hold (alsa-lib unloads it at
+ * close). */
+static void keep_plugin_loaded(void)
+{
+    const char *plugin = getenv("SC_ALSA_PLUGIN");
+    if (plugin && *plugin && !dlopen(plugin, RTLD_NOW | RTLD_NODELETE))
+        fprintf(stderr, "cannot load %s: %s\n", plugin, dlerror());
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
+    keep_plugin_loaded();
     if (argc < 3) {
         fprintf(stderr, "usage: alsa_client PCM poll|delay|drain|drop|pause|xrun|xrun-capture [ARGS]\n");
         return 2;

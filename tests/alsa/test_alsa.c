@@ -252,18 +252,18 @@ static void mode_portaudio(void)
             continue;
         }
         printf("tap: %.0f Hz from %.2f s to %.2f s\n", tones[i][0], s, e);
-        CHECK(fabs(e - s - tones[i][1]) <= 0.03, "PortAudio's %.1f s of %.0f Hz lasted %.3f s", tones[i][1],
+        AUDIO_CHECK(fabs(e - s - tones[i][1]) <= 0.03, "PortAudio's %.1f s of %.0f Hz lasted %.3f s", tones[i][1],
               tones[i][0], e - s);
         char expect[32];
         snprintf(expect, sizeof(expect), "%.0f:0.3", tones[i][0]);
         for (int ch = 0; ch < 2; ch++)
-            CHECK(tone_in(tap_of(&d), ch, s + 0.03, e - 0.03, (const char *const[]){ expect, NULL }),
+            AUDIO_CHECK(tone_in(tap_of(&d), ch, s + 0.03, e - 0.03, (const char *const[]){ expect, NULL }),
                   "PortAudio's %.0f Hz at 0.3 on channel %d, no gap", tones[i][0], ch);
     }
     for (int ch = 0; ch < 2; ch++) {
-        CHECK(tone_in(path_in("pa_rec.wav"), ch, 0.05, 1.5, (const char *const[]){ "700:0.5", NULL }),
+        AUDIO_CHECK(tone_in(path_in("pa_rec.wav"), ch, 0.05, 1.5, (const char *const[]){ "700:0.5", NULL }),
               "PortAudio's recording: 700 Hz at 0.5 on channel %d", ch);
-        CHECK(tone_in(path_in("pa_duplex.wav"), ch, 0.05, 2.0, (const char *const[]){ "700:0.5", "-880", NULL }),
+        AUDIO_CHECK(tone_in(path_in("pa_duplex.wav"), ch, 0.05, 2.0, (const char *const[]){ "700:0.5", "-880", NULL }),
               "PortAudio's full-duplex input: 700 Hz at 0.5 on channel %d", ch);
     }
 }
@@ -281,7 +281,7 @@ static void mode_poll(void)
     printf("%s", output_of("client", "out"));
     CHECK(rc == 0, "alsa_client poll: exit %d: %s", rc, output_of("client", "err"));
     printf("its stream: ran %s, frames %.0f, underruns %.0f\n", w.seen ? "yes" : "no", w.frames, w.underruns);
-    CHECK(w.seen && w.underruns == 0, "the daemon counted no underrun of the stream (%.0f)", w.underruns);
+    AUDIO_CHECK(w.seen && w.underruns == 0, "the daemon counted no underrun of the stream (%.0f)", w.underruns);
     CHECK(daemon_stop(&d, 15) == 0, "soundcardd did not stop cleanly");
     double s, e;
     if (!tone_span(tap_of(&d), 0, 440, 0.15, &s, &e)) {
@@ -289,8 +289,8 @@ static void mode_poll(void)
         return;
     }
     printf("tap: 440 Hz from %.2f s to %.2f s\n", s, e);
-    CHECK(fabs(e - s - 10.0) <= 0.03, "10 s of playback lasted %.3f s", e - s);
-    CHECK(tone_in(tap_of(&d), 0, s + 0.03, e - 0.03, (const char *const[]){ "440:0.3", NULL }),
+    AUDIO_CHECK(fabs(e - s - 10.0) <= 0.03, "10 s of playback lasted %.3f s", e - s);
+    AUDIO_CHECK(tone_in(tap_of(&d), 0, s + 0.03, e - 0.03, (const char *const[]){ "440:0.3", NULL }),
           "440 Hz at 0.3 in every 50 ms block: no gap");
 }
 
@@ -417,13 +417,13 @@ static void mode_delay(void)
                    srate, actual, predicted, err * 1e3, 1e3 * period / srate);
             printf("          delay=%.0f frames: queued in ALSA %.0f + the stream's %.2f ms\n",
                    field(cl, "click ", "delay"), field(cl, "click ", "queued"), field(cl, "click ", "beyond") * 1e3);
-            CHECK(fabs(err) <= period / srate, "click %d: snd_pcm_delay off by %.2f ms, more than a period", k,
+            AUDIO_CHECK(fabs(err) <= period / srate, "click %d: snd_pcm_delay off by %.2f ms, more than a period", k,
                   err * 1e3);
             worst = fmax(worst, fabs(err));
             k++;
         }
     }
-    CHECK(k == nalsa && k >= 9, "%d clicks written, %d in the tap", k, nalsa);
+    AUDIO_CHECK(k == nalsa && k >= 9, "%d clicks written, %d in the tap", k, nalsa);
     printf("snd_pcm_delay: worst error %.2f ms over %d clicks\n", worst * 1e3, k);
     free(alsa);
     free(refch);
@@ -564,7 +564,7 @@ static void mode_drop(void)
     CHECK(daemon_stop(&d, 15) == 0, "soundcardd did not stop cleanly");
     struct segment seg[8];
     int n = segments(tap_of(&d), 0.002, seg, 8);
-    CHECK(n == 2, "2 sounds (before the drop, after prepare), found %d", n);
+    AUDIO_CHECK(n == 2, "2 sounds (before the drop, after prepare), found %d", n);
     if (n < 2 || isnan(delay))
         return;
     /* Played before the drop: what had reached the DAC, written - delay.
@@ -573,12 +573,12 @@ static void mode_drop(void)
     long heard = seg[0].end - seg[0].start, expect = lrint(written - delay);
     printf("before the drop: %ld frames heard, %ld written, delay %.0f (queued in ALSA %.0f): expected %ld (%+ld)\n",
            heard, (long)written, delay, queued, expect, heard - expect);
-    CHECK(labs(heard - expect) <= (long)period + 2 * CARD_PERIOD,
+    AUDIO_CHECK(labs(heard - expect) <= (long)period + 2 * CARD_PERIOD,
           "drop: %ld frames played, snd_pcm_delay said %ld would be", heard, expect);
-    CHECK(written - heard > 0.9 * RATE, "the second buffered at the drop was not played (%ld of %ld frames were)",
+    AUDIO_CHECK(written - heard > 0.9 * RATE, "the second buffered at the drop was not played (%ld of %ld frames were)",
           heard, (long)written);
     long after = seg[1].end - seg[1].start;
-    CHECK(labs(after - RATE / 2) <= CARD_PERIOD, "after prepare: %ld frames, expected %d", after, RATE / 2);
+    AUDIO_CHECK(labs(after - RATE / 2) <= CARD_PERIOD, "after prepare: %ld frames, expected %d", after, RATE / 2);
 }
 
 static void mode_pause(void)
@@ -590,16 +590,16 @@ static void mode_pause(void)
     CHECK(daemon_stop(&d, 15) == 0, "soundcardd did not stop cleanly");
     struct segment seg[8];
     int n = segments(tap_of(&d), 0.2, seg, 8);
-    CHECK(n == 2, "2 sounds around the pause, found %d", n);
+    AUDIO_CHECK(n == 2, "2 sounds around the pause, found %d", n);
     if (n != 2 || isnan(paused))
         return;
     long total = (seg[0].end - seg[0].start) + (seg[1].end - seg[1].start);
     double hole = (double)(seg[1].start - seg[0].end) / RATE;
     printf("pause: %ld frames of tone in all (%+ld), a hole of %.4f s for a pause of %.4f s\n", total,
            total - 2L * RATE, hole, paused);
-    CHECK(labs(total - 2L * RATE) <= 2 * CARD_PERIOD, "nothing lost or repeated: %ld frames, expected %d", total,
+    AUDIO_CHECK(labs(total - 2L * RATE) <= 2 * CARD_PERIOD, "nothing lost or repeated: %ld frames, expected %d", total,
           2 * RATE);
-    CHECK(fabs(hole - paused) <= (period + 2 * CARD_PERIOD) / RATE, "the hole (%.4f s) is the pause (%.4f s)", hole,
+    AUDIO_CHECK(fabs(hole - paused) <= (period + 2 * CARD_PERIOD) / RATE, "the hole (%.4f s) is the pause (%.4f s)", hole,
           paused);
 }
 
@@ -612,17 +612,17 @@ static void mode_xrun(void)
     CHECK(daemon_stop(&d, 15) == 0, "soundcardd did not stop cleanly");
     struct segment seg[8];
     int n = segments(tap_of(&d), 0.002, seg, 8);
-    CHECK(n == 2, "2 sounds (before the underrun, after prepare), found %d", n);
+    AUDIO_CHECK(n == 2, "2 sounds (before the underrun, after prepare), found %d", n);
     for (int i = 0; i < n && i < 2; i++) {
         long len = seg[i].end - seg[i].start;
-        CHECK(labs(len - RATE / 2) <= CARD_PERIOD, "sound %d: %ld frames, expected %d (every frame written)", i,
+        AUDIO_CHECK(labs(len - RATE / 2) <= CARD_PERIOD, "sound %d: %ld frames, expected %d (every frame written)", i,
               len, RATE / 2);
     }
     double s, e;
     if (tone_span(tap_of(&d), 0, 880, 0.25, &s, &e))
-        CHECK(tone_in(tap_of(&d), 0, s + 0.03, e - 0.03, (const char *const[]){ "880:0.5", NULL }),
+        AUDIO_CHECK(tone_in(tap_of(&d), 0, s + 0.03, e - 0.03, (const char *const[]){ "880:0.5", NULL }),
               "880 Hz after the recovery, at its level, no gap");
-    CHECK(tone_in(path_in("xrun.wav"), 0, 0, 0.5, (const char *const[]){ "700:0.5", NULL }),
+    AUDIO_CHECK(tone_in(path_in("xrun.wav"), 0, 0, 0.5, (const char *const[]){ "700:0.5", NULL }),
           "capture after the overrun and prepare: 700 Hz at 0.5");
 }
 
@@ -738,6 +738,15 @@ int main(int argc, char **argv)
         { "pause", mode_pause },       { "xrun", mode_xrun },       { "lost", mode_lost },
         { "config", mode_config },
     };
+    const char *sanitized = getenv("SC_SANITIZED");
+    rig_slow = sanitized && strstr(sanitized, "thread");
+    /* TSan builds: the suppressions, for the processes started from here. */
+    const char *supp = getenv("SC_TSAN_SUPPRESSIONS"), *tsan = getenv("TSAN_OPTIONS");
+    if (supp && *supp) {
+        static char options[1024];
+        snprintf(options, sizeof(options), "%s%ssuppressions=%s", tsan ? tsan : "", tsan && *tsan ? ":" : "", supp);
+        setenv("TSAN_OPTIONS", options, 1);
+    }
     for (size_t i = 0; argc == 2 && i < sizeof(modes) / sizeof(modes[0]); i++) {
         if (strcmp(argv[1], modes[i].name) == 0) {
             modes[i].run();
