@@ -117,19 +117,22 @@ static int play(PaDeviceIndex dev, double hz, double seconds, double rate)
     if (check(Pa_OpenStream(&s, NULL, &out, rate, 512, paNoFlag, NULL, NULL), "Pa_OpenStream (output)") < 0)
         return 1;
     check(Pa_StartStream(s), "Pa_StartStream");
-    long total = lrint(seconds * rate), underflows = 0;
+    /* PortAudio 19.6's ALSA host API drops what is still buffered at
+     * Pa_StopStream ("snd_pcm_drain tends to lock up": it never drains), so
+     * a quarter second of silence follows the tone to carry it out. */
+    long tone = lrint(seconds * rate), total = tone + lrint(0.25 * rate), underflows = 0;
     static float buf[512 * CHANNELS];
     for (long pos = 0; pos < total; pos += 512) {
         for (long i = 0; i < 512; i++)
             buf[i * CHANNELS] = buf[i * CHANNELS + 1] =
-                pos + i < total ? (float)(AMP * sin(2 * M_PI * hz * (double)(pos + i) / rate)) : 0.0f;
+                pos + i < tone ? (float)(AMP * sin(2 * M_PI * hz * (double)(pos + i) / rate)) : 0.0f;
         PaError err = Pa_WriteStream(s, buf, 512);
         if (err == paOutputUnderflowed)
             underflows++;
         else if (check(err, "Pa_WriteStream") < 0)
             break;
     }
-    check(Pa_StopStream(s), "Pa_StopStream");   /* plays out what was written */
+    check(Pa_StopStream(s), "Pa_StopStream");
     check(Pa_CloseStream(s), "Pa_CloseStream");
     printf("play %.0f Hz %.1f s at %.0f Hz: underflows=%ld\n", hz, seconds, rate, underflows);
     VERIFY_TIMING(underflows == 0, "Pa_WriteStream never reported an underflow (%ld)", underflows);
