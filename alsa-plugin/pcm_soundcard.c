@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <soundcard/soundcard.h>
@@ -40,7 +41,12 @@ struct sc_pcm {
     _Atomic snd_pcm_uframes_t hw_ptr;
     _Atomic bool xrun;
     _Atomic bool paused;
-    _Atomic uint64_t stream_latency_bits;  /* double: seconds past ALSA's buffer */
+    _Atomic bool ending;      /* we are stopping the stream: its end is no loss */
+    _Atomic bool lost;        /* the stream ended on its own: soundcardd went away */
+    /* CLOCK_MONOTONIC seconds (as double bits) when the edge of the last
+     * block meets the converter: the DAC for the end of the last block
+     * played, the ADC for the end of the last block captured. */
+    _Atomic uint64_t block_edge_bits;
     snd_pcm_uframes_t boundary;
     snd_pcm_uframes_t min_avail;
     snd_pcm_channel_area_t *stream_areas;   /* describe the library's block */
@@ -71,7 +77,7 @@ static bool block_if_not_ready(struct sc_pcm *p)
     snd_pcm_ioplug_t *io = &p->io;
     bool moving = io->state == SND_PCM_STATE_RUNNING || io->state == SND_PCM_STATE_DRAINING ||
                   (io->state == SND_PCM_STATE_PREPARED && io->stream == SND_PCM_STREAM_CAPTURE);
-    if (!moving || atomic_load(&p->xrun))
+    if (!moving || atomic_load(&p->xrun) || atomic_load(&p->lost))
         return false;
     snd_pcm_uframes_t avail = snd_pcm_ioplug_avail(io, atomic_load(&p->hw_ptr), io->appl_ptr);
     if (avail >= p->min_avail)
@@ -96,12 +102,18 @@ static int sc_poll_revents(snd_pcm_ioplug_t *io, struct pollfd *pfds, unsigned i
 
 /* ---- the block callback (libsoundcard's thread) ------------------------- */
 
-static void store_latency(struct sc_pcm *p, const sc_time_info *t)
+static void store_block_edge(struct sc_pcm *p, const sc_time_info *t, unsigned long frames)
 {
-    double seconds = p->io.stream == SND_PCM_STREAM_PLAYBACK ? t->output_dac_time - t->current_time
-                                                             : t->current_time - t->input_adc_time;
-    union { double d; uint64_t u; } v = { .d = seconds > 0 ? seconds : 0 };
-    atomic_store(&p->stream_latency_bits, v.u);
+    double edge = p->io.stream == SND_PCM_STREAM_PLAYBACK ? t->output_dac_time : t->input_adc_time;
+    union { double d; uint64_t u; } v = { .d = edge + (double)frames / p->io.rate };
+    atomic_store(&p->block_edge_bits, v.u);
+}
+
+static double monotonic_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 static int on_block(const void *input, void *output, unsigned long frames, const sc_time_info *time,
@@ -110,7 +122,7 @@ static int on_block(const void *input, void *output, unsigned long frames, const
     struct sc_pcm *p = userdata;
     snd_pcm_ioplug_t *io = &p->io;
     (void)status;
-    store_latency(p, time);
+    store_block_edge(p, time, frames);
     if (atomic_load(&p->paused) || atomic_load(&p->xrun))
         return SC_CONTINUE;  /* output stays silent; hw_ptr stands */
     snd_pcm_state_t state = io->state;
@@ -146,8 +158,21 @@ static int on_block(const void *input, void *output, unsigned long frames, const
 
 /* ---- ioplug callbacks --------------------------------------------------- */
 
+/* The stream ended: by our stop, drain or drop, or on its own when
+ * soundcardd went away; then the application hears -ENODEV, not silence. */
+static void on_finished(void *userdata)
+{
+    struct sc_pcm *p = userdata;
+    if (atomic_load(&p->ending))
+        return;
+    atomic_store(&p->lost, true);
+    char byte = 0;
+    (void)!write(p->wake[1], &byte, 1);
+}
+
 static void close_stream(struct sc_pcm *p)
 {
+    atomic_store(&p->ending, true);
     if (p->stream) {
         sc_stream_close(p->stream);
         p->stream = NULL;
@@ -195,6 +220,7 @@ static int sc_hw_params(snd_pcm_ioplug_t *io, snd_pcm_hw_params_t *params)
     sp.blocksize = io->period_size;
     sp.latency = p->extra_latency;
     sp.callback = on_block;
+    sp.finished = on_finished;
     sp.userdata = p;
     int err = sc_stream_open(p->client, &sp, &p->stream);
     if (err < 0) {
@@ -224,8 +250,11 @@ static int sc_prepare(snd_pcm_ioplug_t *io)
     struct sc_pcm *p = io->private_data;
     if (!p->stream)
         return -EBADFD;
-    if (sc_stream_is_active(p->stream))
-        sc_stream_abort(p->stream);
+    if (atomic_load(&p->lost))
+        return -ENODEV;
+    /* After an xrun the stream still runs (silence, while the state is not
+     * RUNNING): what was written before it plays out, as on a real card.
+     * hw_ptr first: the callback leaves it alone while xrun is set. */
     atomic_store(&p->hw_ptr, 0);
     atomic_store(&p->xrun, false);
     atomic_store(&p->paused, false);
@@ -249,6 +278,11 @@ static int sc_prepare(snd_pcm_ioplug_t *io)
 static int sc_start(snd_pcm_ioplug_t *io)
 {
     struct sc_pcm *p = io->private_data;
+    if (atomic_load(&p->lost))
+        return -ENODEV;
+    if (sc_stream_is_active(p->stream))
+        return 0;  /* still running since before an xrun: it takes the buffer again */
+    atomic_store(&p->ending, false);
     int err = sc_stream_start(p->stream);
     if (err < 0) {
         SNDERR("soundcard: cannot start the stream: %s", sc_last_error());
@@ -261,6 +295,7 @@ static int sc_stop(snd_pcm_ioplug_t *io)
 {
     struct sc_pcm *p = io->private_data;
     /* drop: what is queued in libsoundcard goes too */
+    atomic_store(&p->ending, true);
     if (p->stream && sc_stream_is_active(p->stream))
         sc_stream_abort(p->stream);
     return 0;
@@ -278,7 +313,7 @@ static int sc_drain(snd_pcm_ioplug_t *io)
             snd_pcm_ioplug_hw_avail(io, atomic_load(&p->hw_ptr), io->appl_ptr) > 0 && sc_start(io) < 0)
             return -EIO;
         while (snd_pcm_ioplug_hw_avail(io, atomic_load(&p->hw_ptr), io->appl_ptr) > 0 &&
-               !atomic_load(&p->xrun) && sc_stream_is_active(p->stream)) {
+               !atomic_load(&p->xrun) && !atomic_load(&p->lost) && sc_stream_is_active(p->stream)) {
             struct pollfd pfd = { .fd = p->wake[0], .events = POLLIN };
             if (poll(&pfd, 1, 1000) < 0 && errno != EINTR)
                 break;
@@ -286,15 +321,18 @@ static int sc_drain(snd_pcm_ioplug_t *io)
             while (read(p->wake[0], buf, sizeof(buf)) > 0)
                 ;
         }
+        atomic_store(&p->ending, true);
         if (sc_stream_is_active(p->stream))
             sc_stream_stop(p->stream);
     }
-    return 0;
+    return atomic_load(&p->lost) ? -ENODEV : 0;
 }
 
 static snd_pcm_sframes_t sc_pointer(snd_pcm_ioplug_t *io)
 {
     struct sc_pcm *p = io->private_data;
+    if (atomic_load(&p->lost))
+        return -ENODEV;
     if (atomic_load(&p->xrun))
         return -EPIPE;
     return (snd_pcm_sframes_t)atomic_load(&p->hw_ptr);
@@ -308,16 +346,26 @@ static int sc_pause(snd_pcm_ioplug_t *io, int enable)
 }
 
 /* Frames between the application and the DAC (or from the ADC): what waits
- * in ALSA's buffer plus what the stream's timing record says lies beyond. */
+ * in ALSA's buffer, plus the time until the last block taken reaches the
+ * DAC (playback) or since the last block given left the ADC (capture), from
+ * the stream's timing record. */
 static int sc_delay(snd_pcm_ioplug_t *io, snd_pcm_sframes_t *delayp)
 {
     struct sc_pcm *p = io->private_data;
-    union { uint64_t u; double d; } v = { .u = atomic_load(&p->stream_latency_bits) };
+    union { uint64_t u; double d; } edge = { .u = atomic_load(&p->block_edge_bits) };
     snd_pcm_uframes_t hw = atomic_load(&p->hw_ptr);
-    snd_pcm_sframes_t in_buffer = io->stream == SND_PCM_STREAM_PLAYBACK
-                                      ? (snd_pcm_sframes_t)snd_pcm_ioplug_hw_avail(io, hw, io->appl_ptr)
-                                      : (snd_pcm_sframes_t)snd_pcm_ioplug_avail(io, hw, io->appl_ptr);
-    *delayp = in_buffer + (snd_pcm_sframes_t)(v.d * io->rate + 0.5);
+    double beyond = 0;
+    snd_pcm_sframes_t in_buffer;
+    if (io->stream == SND_PCM_STREAM_PLAYBACK) {
+        in_buffer = (snd_pcm_sframes_t)snd_pcm_ioplug_hw_avail(io, hw, io->appl_ptr);
+        if (edge.d > 0)
+            beyond = edge.d - monotonic_seconds();
+    } else {
+        in_buffer = (snd_pcm_sframes_t)snd_pcm_ioplug_avail(io, hw, io->appl_ptr);
+        if (edge.d > 0)
+            beyond = monotonic_seconds() - edge.d;
+    }
+    *delayp = in_buffer + (snd_pcm_sframes_t)((beyond > 0 ? beyond : 0) * io->rate + 0.5);
     return 0;
 }
 
@@ -368,6 +416,7 @@ static int set_constraints(struct sc_pcm *p)
         (err = snd_pcm_ioplug_set_param_list(io, SND_PCM_IOPLUG_HW_FORMAT, 5, formats)) < 0 ||
         (err = snd_pcm_ioplug_set_param_minmax(io, SND_PCM_IOPLUG_HW_CHANNELS, 1, (unsigned)p->card_channels)) < 0 ||
         (err = snd_pcm_ioplug_set_param_minmax(io, SND_PCM_IOPLUG_HW_RATE, 8000, 192000)) < 0 ||
+        /* Bytes: 16 frames of the smallest frame (U8 mono) at least. */
         (err = snd_pcm_ioplug_set_param_minmax(io, SND_PCM_IOPLUG_HW_PERIOD_BYTES, MIN_PERIOD_FRAMES,
                                                MAX_BUFFER_BYTES / 2)) < 0 ||
         (err = snd_pcm_ioplug_set_param_minmax(io, SND_PCM_IOPLUG_HW_BUFFER_BYTES, 2 * MIN_PERIOD_FRAMES,

@@ -90,13 +90,16 @@ static void stream_free(sc_stream *s)
  * periods (one playing, one queued), and a block plus a period, so the
  * client can always hand over a whole block before the ring runs dry. */
 static uint32_t latency_target(const sc_stream_params *p, uint32_t period, double card_rate,
-                               uint32_t block_card)
+                               uint32_t block_card, bool resampling)
 {
     uint32_t target = (uint32_t)lround(p->latency * card_rate);
+    /* A resampler holds back part of each block (its filter's delay), so
+     * the ring gets less than a block per block: one period more covers it. */
+    uint32_t floor_frames = block_card + period + (resampling ? period : 0);
     if (target < 2 * period)
         target = 2 * period;
-    if (target < block_card + period)
-        target = block_card + period;
+    if (target < floor_frames)
+        target = floor_frames;
     return target;
 }
 
@@ -129,7 +132,7 @@ int sc_stream_open(sc_client *c, const sc_stream_params *p, sc_stream **out)
     s->blocksize = p->blocksize ? p->blocksize : (unsigned long)floor(block_card / ratio);
     if (s->blocksize == 0)
         s->blocksize = 1;
-    uint32_t target = latency_target(p, c->period, s->card_rate, block_card);
+    uint32_t target = latency_target(p, c->period, s->card_rate, block_card, s->app_rate != s->card_rate);
 
     cJSON *req = cJSON_CreateObject(), *reply;
     cJSON_AddStringToObject(req, "op", "stream.open");
