@@ -989,12 +989,16 @@ static int test_loss(const char *backend)
     char wav_copy[256];
     snprintf(wav_copy, sizeof(wav_copy), "%s", wav);
     CHECK(hear_now(&r, &d, wav_copy), "%s: cannot capture what the card plays after it came back", backend);
+    /* Under a sanitizer the JACK recorder and the daemon run several times
+     * slower and a 50 ms block may catch a dropout: there the tone must be
+     * back, within 25 %, in every block. */
+    const char *tolerance = getenv("SC_SANITIZED") ? "0.25" : "0.05";
     for (int ch = 0; ch < 2; ch++) {
         char channel[8];
         snprintf(channel, sizeof(channel), "%d", ch);
         CHECK(wavcheck(&d, wav_copy,
                        (const char *const[]){ "--block-ms", "50", "--channel", channel, "--expect", "440:0.25",
-                                              "--tolerance", "0.05", NULL }),
+                                              "--tolerance", tolerance, NULL }),
               "%s: after the card came back it does not play the survivor's 440 Hz (channel %d)", backend, ch);
     }
 
