@@ -181,6 +181,24 @@ class _StreamBase(object):
         """PySoundCard 0.4: the output direction's latency (0.0 without output)."""
         return self._direction_latency(1)
 
+    def _open_half(self, idir, odir, samplerate, blocksize, callback, finished_callback, name,
+                   socket):
+        """Open a half-duplex stream: its callback gets the one direction's
+        array, callback(data, time_info, status)."""
+        playing = odir.enabled
+        d = odir if playing else idir
+        self.channels, self.dtype, self.device = d.channels, d.dtype, d.device
+        wrapper = None
+        if callback is not None:
+            def wrapper(iptr, optr, frames, t, status, _userdata):
+                try:
+                    data = _view(optr if playing else iptr, frames, self.channels, self.dtype)
+                    return self._timed_call(callback, data, _time_dict(t), status)
+                except BaseException as error:
+                    return self._callback_failed(error)
+        self._open(idir, odir, samplerate, blocksize, wrapper, finished_callback, name, socket)
+        self.channels = d.channels
+
     def _check_callback_error(self):
         error, self._callback_error = self._callback_error, None
         if error is not None:
@@ -310,20 +328,7 @@ class InputStream(_StreamBase):
                  name=None, socket=None, **flags):
         idir = _Direction("input", _UNSET if device is None else device, channels, dtype, latency)
         odir = _Direction("output", False, None, None, 0)
-        self._setup(idir, odir, samplerate, blocksize, callback, finished_callback, name, socket)
-
-    def _setup(self, idir, odir, samplerate, blocksize, callback, finished_callback, name, socket):
-        self.channels, self.dtype, self.device = idir.channels, idir.dtype, idir.device
-        wrapper = None
-        if callback is not None:
-            def wrapper(iptr, optr, frames, t, status, _userdata):
-                try:
-                    data = _view(iptr, frames, self.channels, self.dtype)
-                    return self._timed_call(callback, data, _time_dict(t), status)
-                except BaseException as error:
-                    return self._callback_failed(error)
-        self._open(idir, odir, samplerate, blocksize, wrapper, finished_callback, name, socket)
-        self.channels = idir.channels
+        self._open_half(idir, odir, samplerate, blocksize, callback, finished_callback, name, socket)
 
     def read_length(self):
         """Frames that can be read without waiting."""
@@ -356,20 +361,7 @@ class OutputStream(_StreamBase):
                  name=None, socket=None, **flags):
         idir = _Direction("input", False, None, None, 0)
         odir = _Direction("output", _UNSET if device is None else device, channels, dtype, latency)
-        self._setup(idir, odir, samplerate, blocksize, callback, finished_callback, name, socket)
-
-    def _setup(self, idir, odir, samplerate, blocksize, callback, finished_callback, name, socket):
-        self.channels, self.dtype, self.device = odir.channels, odir.dtype, odir.device
-        wrapper = None
-        if callback is not None:
-            def wrapper(iptr, optr, frames, t, status, _userdata):
-                try:
-                    data = _view(optr, frames, self.channels, self.dtype)
-                    return self._timed_call(callback, data, _time_dict(t), status)
-                except BaseException as error:
-                    return self._callback_failed(error)
-        self._open(idir, odir, samplerate, blocksize, wrapper, finished_callback, name, socket)
-        self.channels = odir.channels
+        self._open_half(idir, odir, samplerate, blocksize, callback, finished_callback, name, socket)
 
     def write_length(self):
         """Frames that can be written without waiting."""
@@ -448,14 +440,14 @@ class Stream(InputStream, OutputStream):
         if not idir.enabled and not odir.enabled:
             raise ValueError("a stream needs an input or an output device")
         if not odir.enabled:
-            InputStream._setup(self, idir, odir, samplerate, blocksize, callback and
-                               (lambda i, t, s: callback(i, None, t, s)),
-                               finished_callback, name, socket)
+            self._open_half(idir, odir, samplerate, blocksize, callback and
+                            (lambda i, t, s: callback(i, None, t, s)),
+                            finished_callback, name, socket)
             return
         if not idir.enabled:
-            OutputStream._setup(self, idir, odir, samplerate, blocksize, callback and
-                                (lambda o, t, s: callback(None, o, t, s)),
-                                finished_callback, name, socket)
+            self._open_half(idir, odir, samplerate, blocksize, callback and
+                            (lambda o, t, s: callback(None, o, t, s)),
+                            finished_callback, name, socket)
             return
         self.channels = idir.channels, odir.channels
         self.dtype = idir.dtype, odir.dtype

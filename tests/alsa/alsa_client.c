@@ -33,46 +33,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "verify.h"
+
 #define CHANNELS 2
 
 static int failures;
 static const char *pcm_name;
 
-#define VERIFY(cond, ...)                                                                    \
-    do {                                                                                     \
-        bool ok_ = (cond);                                                                   \
-        printf("%s ", ok_ ? "ok  " : "FAIL");                                                 \
-        printf(__VA_ARGS__);                                                                 \
-        printf("\n");                                                                        \
-        fflush(stdout);                                                                      \
-        failures += !ok_;                                                                    \
-    } while (0)
-
-/* Under ThreadSanitizer (SC_SANITIZED=thread) a failed check of timing is a
- * note, not a failure: see tests/alsa/rig.h. */
-static bool slow(void)
-{
-    const char *s = getenv("SC_SANITIZED");
-    return s && strstr(s, "thread");
-}
-
-#define VERIFY_TIMING(cond, ...)                                                             \
-    do {                                                                                     \
-        bool t_ok_ = (cond);                                                                 \
-        if (!t_ok_ && slow()) {                                                              \
-            printf("note: relaxed under ThreadSanitizer: " __VA_ARGS__);                    \
-            printf("\n");                                                                    \
-        } else {                                                                             \
-            VERIFY(t_ok_, __VA_ARGS__);                                                      \
-        }                                                                                    \
-    } while (0)
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static void die(const char *what, int err)
 {
