@@ -5,7 +5,7 @@ TSAN_BUILD ?= build-tsan
 PREFIX ?= /usr/local
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build test test-asan test-tsan demo install bench clean
+.PHONY: all deps build test test-asan test-tsan soak demo install bench clean
 
 all: build
 
@@ -18,7 +18,7 @@ build: deps
 
 # The whole CTest suite on the normal build.
 test: build
-	@ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+	@ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) -LE soak
 
 # The same suite built with clang under a sanitizer: a daemon that the
 # sanitizer catches exits non-zero, and the test that stopped it fails.
@@ -28,12 +28,16 @@ SANITIZED = clang_build() { CC=clang cmake -S . -B $$1 -DCMAKE_BUILD_TYPE=Debug 
 test-asan: deps
 	@$(SANITIZED); clang_build $(ASAN_BUILD) address,undefined
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS)
+		ctest --test-dir $(ASAN_BUILD) --output-on-failure -j $(JOBS) -LE soak
 
 # ThreadSanitizer: the loop thread, the RT thread and the clients' threads.
 test-tsan: deps
 	@$(SANITIZED); clang_build $(TSAN_BUILD) thread
-	@TSAN_OPTIONS=halt_on_error=1 ctest --test-dir $(TSAN_BUILD) --output-on-failure -j $(JOBS)
+	@TSAN_OPTIONS=halt_on_error=1 ctest --test-dir $(TSAN_BUILD) --output-on-failure -j $(JOBS) -LE soak
+
+# The reliability suite's long variants (SC_SOAK=1: minutes, not seconds).
+soak: build
+	@ctest --test-dir $(BUILD) --output-on-failure -L soak
 
 demo: build
 	@./scripts/demo.sh $(BUILD)
