@@ -15,11 +15,27 @@
 /* Below soundcardd's engine thread (70 by default): the card comes first. */
 #define CALLBACK_RT_PRIORITY 60
 
-/* Underflow/overflow since the last callback, from the daemon's counters. */
+/* The daemon's counters as the status flags see them: an xrun of the card
+ * itself (periods lost by a stall or a failure) is an output underflow and an
+ * input overflow of every stream, as PortAudio reports a card's xrun. */
+static uint64_t underflows(sc_stream *s)
+{
+    struct shm_counters *c = &s->shm->counters;
+    return atomic_load_explicit(&c->underruns, memory_order_relaxed) +
+           (s->play_ring ? atomic_load_explicit(&c->card_xruns, memory_order_relaxed) : 0);
+}
+
+static uint64_t overflows(sc_stream *s)
+{
+    struct shm_counters *c = &s->shm->counters;
+    return atomic_load_explicit(&c->overruns, memory_order_relaxed) +
+           (s->capture_ring ? atomic_load_explicit(&c->card_xruns, memory_order_relaxed) : 0);
+}
+
+/* Underflow/overflow since the last callback. */
 static unsigned status_flags(sc_stream *s)
 {
-    uint64_t under = atomic_load_explicit(&s->shm->counters.underruns, memory_order_relaxed);
-    uint64_t over = atomic_load_explicit(&s->shm->counters.overruns, memory_order_relaxed);
+    uint64_t under = underflows(s), over = overflows(s);
     unsigned status = 0;
     if (under != s->seen_underruns)
         status |= SC_OUTPUT_UNDERFLOW;
@@ -84,8 +100,8 @@ static int run_blocks(sc_stream *s)
 static void *callback_thread(void *arg)
 {
     sc_stream *s = arg;
-    s->seen_underruns = atomic_load(&s->shm->counters.underruns);
-    s->seen_overruns = atomic_load(&s->shm->counters.overruns);
+    s->seen_underruns = underflows(s);
+    s->seen_overruns = overflows(s);
     for (;;) {
         int verdict = run_blocks(s);
         if (atomic_load(&s->quit))

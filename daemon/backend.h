@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 struct backend;
+struct backend_fault;
 
 /* When the current period's buffers meet the converters, CLOCK_MONOTONIC ns. */
 struct backend_time {
@@ -32,6 +33,7 @@ struct backend_config {
     const char *capture;   /* dummy: sine:HZ|silence|loopback|FILE.wav */
     int rt_priority;       /* SCHED_FIFO priority for the thread it runs; 0: none */
     bool no_connect;       /* jack: leave our ports unconnected */
+    struct backend_fault *fault;  /* dummy: test-only fault injection (fault.h), or NULL */
 };
 
 /* What the backend really opened. */

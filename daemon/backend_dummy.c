@@ -14,6 +14,7 @@
 #include "backend.h"
 #include "memlock.h"
 #include "capture_source.h"
+#include "fault.h"
 #include "realtime.h"
 
 struct backend {
@@ -25,6 +26,8 @@ struct backend {
     pthread_t thread;
     bool thread_started;
     _Atomic bool running;
+    _Atomic bool failed;        /* an injected failure ended the thread */
+    uint32_t faults_seen;       /* fault->triggered already acted on */
     uint64_t xruns;
 };
 
@@ -36,6 +39,36 @@ static int64_t timespec_ns(const struct timespec *ts)
 static struct timespec ns_timespec(int64_t ns)
 {
     return (struct timespec){ .tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000 };
+}
+
+/* A stall sleeps in short steps so that stopping the card (the watchdog
+ * closing a card that stalled too long) does not wait for it to end. */
+static void stall(struct backend *b, uint32_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t until = timespec_ns(&ts) + (int64_t)ms * 1000000;
+    while (atomic_load_explicit(&b->running, memory_order_relaxed) && timespec_ns(&ts) < until) {
+        struct timespec step = { .tv_nsec = 10 * 1000000 };
+        nanosleep(&step, NULL);
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+    }
+}
+
+/* Act on a newly triggered fault; false when the card must die now. */
+static bool survive_fault(struct backend *b)
+{
+    struct backend_fault *f = b->config.fault;
+    uint32_t triggered = f ? atomic_load_explicit(&f->triggered, memory_order_relaxed) : 0;
+    if (triggered == b->faults_seen)
+        return true;
+    b->faults_seen = triggered;
+    if (f->kind == FAULT_STALL) {
+        stall(b, f->ms);
+        return true;
+    }
+    atomic_store(&b->failed, true);
+    return false;
 }
 
 static void *card_thread(void *arg)
@@ -52,6 +85,8 @@ static void *card_thread(void *arg)
         ts = ns_timespec(next);
         while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
             ;
+        if (!survive_fault(b))
+            break;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         if (timespec_ns(&ts) - next > period_ns) {
             /* Woke more than a period late: a real card would have xrun.
@@ -89,6 +124,15 @@ static void dummy_close(struct backend *b)
 static int dummy_open(struct backend **out, const struct backend_config *config,
                       backend_process_fn process, void *ctx, char *err, size_t err_len)
 {
+    struct backend_fault *f = config->fault;
+    if (f && f->kind == FAULT_FAIL) {
+        int64_t left_ns = atomic_load(&f->unavailable_until_ns) - fault_now_ns();
+        if (left_ns > 0) {
+            snprintf(err, err_len, "dummy backend: card unavailable for %lld ms more (injected failure)",
+                     (long long)(left_ns / 1000000 + 1));
+            return -ENODEV;
+        }
+    }
     if (config->device && strcmp(config->device, "dummy") != 0 && strcmp(config->device, "0") != 0) {
         snprintf(err, err_len, "dummy backend: no device '%s' (it has one: 'dummy', index 0)",
                  config->device);
@@ -102,6 +146,7 @@ static int dummy_open(struct backend **out, const struct backend_config *config,
     b->config = *config;
     b->process = process;
     b->ctx = ctx;
+    b->faults_seen = f ? atomic_load(&f->triggered) : 0;  /* a fault acts on the card it hits */
     b->in = calloc((size_t)config->period * config->channels, sizeof(float));
     b->out = calloc((size_t)config->period * config->channels, sizeof(float));
     memlock_region(b->in, (size_t)config->period * config->channels * sizeof(float));
@@ -153,8 +198,7 @@ static void dummy_info(struct backend *b, struct backend_info *info)
 
 static bool dummy_alive(struct backend *b)
 {
-    (void)b;
-    return true;  /* a clock does not go away */
+    return !atomic_load(&b->failed);  /* a clock does not go away, unless told to */
 }
 
 static int dummy_list_devices(struct backend *b, struct backend_device *out, int max)

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "fault.h"
 #include "log.h"
 #include "message.h"
 #include "realtime.h"
@@ -12,6 +13,11 @@
 
 #define CARD_CHECK_MS 500   /* how soon a lost or stalled card is noticed */
 #define CARD_RETRY_MS 1000  /* how often a lost card is looked for */
+
+/* Test-only (--dummy-fault): one daemon, one card, so one per process. */
+static struct backend_fault card_fault;
+/* The card's xruns already logged and told to subscribers. */
+static uint64_t xruns_reported;
 
 /* The backend calls this from its RT context. */
 static void process_trampoline(void *ctx, const float *in, float *out, uint32_t frames,
@@ -36,6 +42,7 @@ static int open_backend(struct server *s, char *err, size_t err_len)
         .capture = o->capture,
         .rt_priority = (int)o->rt_priority,
         .no_connect = o->no_connect,
+        .fault = card_fault.kind != FAULT_NONE ? &card_fault : NULL,
     };
     err[0] = '\0';
     if (s->backend_ops->open(&s->backend, &bc, process_trampoline, s, err, err_len) < 0) {
@@ -68,6 +75,8 @@ int card_open(struct server *s, char *err, size_t err_len)
                  s->opts.backend, backend_names());
         return -1;
     }
+    if (fault_parse(&card_fault, s->opts.dummy_fault, err, err_len) < 0)  /* checked by options */
+        return -1;
     if (open_backend(s, err, err_len) < 0)
         return -1;
     s->backend_ops->info(s->backend, &s->card);
@@ -97,6 +106,7 @@ static void lose_card(struct server *s, const char *how)
      * has nothing to drain into. */
     engine_set_offline(s->engine, true);
     engine_run_commands_offline(s->engine);  /* its notes reach the loop by uv_async */
+    engine_count_card_fault(s->engine);      /* the streams hear of it as an xrun */
     snprintf(s->card_message, sizeof(s->card_message),
              "the %s card '%s' %s; streams are kept, retrying every %d ms",
              s->backend_ops->name, s->card.device, how, CARD_RETRY_MS);
@@ -167,12 +177,30 @@ static void check_realtime(struct server *s)
                  s->opts.rt_priority);
 }
 
+/* Xruns are counted in the RT cycle; here, off it, they are logged and told
+ * to subscribers (at most one line per check). */
+static void report_xruns(struct server *s)
+{
+    struct engine_stats es;
+    engine_get_stats(s->engine, &es);
+    if (es.xruns == xruns_reported)
+        return;
+    log_warn("the %s card had %llu xrun%s (%llu in all): periods were lost",
+             s->backend_ops->name, (unsigned long long)(es.xruns - xruns_reported),
+             es.xruns - xruns_reported == 1 ? "" : "s", (unsigned long long)es.xruns);
+    xruns_reported = es.xruns;
+    cJSON *ev = cJSON_CreateObject();
+    cJSON_AddNumberToObject(ev, "xruns", (double)es.xruns);
+    server_broadcast(s, MSG_EVENT_SERVER, "server.xrun", ev);
+}
+
 static void on_card_timer(uv_timer_t *timer)
 {
     struct server *s = timer->data;
     if (s->stopping)
         return;
     check_realtime(s);
+    report_xruns(s);
     if (!s->backend)
         find_card_again(s);
     else if (!s->backend_ops->alive(s->backend))
@@ -183,6 +211,7 @@ static void on_card_timer(uv_timer_t *timer)
 
 void card_watch(struct server *s)
 {
+    fault_arm(&card_fault, &s->loop);
     s->card_progress_ns = server_now_ns();
     uv_timer_init(&s->loop, &s->card_timer);
     s->card_timer.data = s;
@@ -191,6 +220,7 @@ void card_watch(struct server *s)
 
 void card_close(struct server *s)
 {
+    fault_disarm();
     if (!s->backend)
         return;
     s->backend_ops->stop(s->backend);

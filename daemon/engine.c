@@ -24,7 +24,10 @@ struct engine {
     struct engine_stream **streams;
     uint32_t nstreams;
     uint64_t card_frames;
+    uint64_t backend_xruns;  /* the running backend's own count, last seen */
+    uint64_t card_xruns;     /* every backend instance's xruns, summed */
 
+    _Atomic uint64_t card_faults;  /* loop: failures and losses */
     _Atomic uint64_t cycles, card_frames_pub, xruns, clipped;
     _Atomic uint32_t load_bits;  /* float */
 };
@@ -194,6 +197,22 @@ void engine_run_commands_offline(struct engine *e)
     run_commands(e);
 }
 
+void engine_count_card_fault(struct engine *e)
+{
+    atomic_fetch_add_explicit(&e->card_faults, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&e->xruns, 1, memory_order_relaxed);
+}
+
+/* The backend's counter starts again at 0 when the card is reopened. */
+static uint64_t count_xruns(struct engine *e, uint64_t backend_xruns)
+{
+    if (backend_xruns < e->backend_xruns)
+        e->backend_xruns = 0;
+    e->card_xruns += backend_xruns - e->backend_xruns;
+    e->backend_xruns = backend_xruns;
+    return e->card_xruns + atomic_load_explicit(&e->card_faults, memory_order_relaxed);
+}
+
 void engine_set_offline(struct engine *e, bool offline)
 {
     e->offline = offline;
@@ -283,9 +302,10 @@ static void publish_timing(struct engine *e, struct engine_stream *s, const stru
     shm_timing_write(&s->shm->timing, &snap);
 }
 
-static void publish_counters(struct engine_stream *s)
+static void publish_counters(struct engine_stream *s, uint64_t card_xruns)
 {
     struct shm_counters *c = &s->shm->counters;
+    atomic_store_explicit(&c->card_xruns, card_xruns, memory_order_relaxed);
     atomic_store_explicit(&c->frames, atomic_load_explicit(&s->frames, memory_order_relaxed), memory_order_relaxed);
     atomic_store_explicit(&c->underruns, atomic_load_explicit(&s->underruns, memory_order_relaxed), memory_order_relaxed);
     atomic_store_explicit(&c->overruns, atomic_load_explicit(&s->overruns, memory_order_relaxed), memory_order_relaxed);
@@ -295,7 +315,7 @@ static void publish_counters(struct engine_stream *s)
 }
 
 static void cycle_stream(struct engine *e, struct engine_stream *s, const float *in, float *out,
-                         uint32_t frames, const struct backend_time *t)
+                         uint32_t frames, const struct backend_time *t, uint64_t card_xruns)
 {
     publish_timing(e, s, t);
     if (s->state == SHM_STATE_STOPPED)
@@ -310,7 +330,7 @@ static void cycle_stream(struct engine *e, struct engine_stream *s, const float 
         progress = played > progress ? played : progress;
     }
     atomic_fetch_add_explicit(&s->frames, progress, memory_order_relaxed);
-    publish_counters(s);
+    publish_counters(s, card_xruns);
     /* Wake the client once per wake_frames of progress, not every period:
      * a stream with a long block sleeps through many periods.  A ring that
      * ran dry first makes no more progress: then the client hears at once
@@ -338,8 +358,9 @@ void engine_process(void *ctx, const float *in, float *out, uint32_t frames,
     run_commands(e);
     size_t samples = (size_t)frames * e->config.channels;
     memset(out, 0, samples * sizeof(float));
+    uint64_t xruns = count_xruns(e, time->xruns);
     for (uint32_t i = 0; i < e->nstreams; i++)
-        cycle_stream(e, e->streams[i], in, out, frames, time);
+        cycle_stream(e, e->streams[i], in, out, frames, time, xruns);
     uint64_t clipped = mix_clip(out, samples);
     if (clipped)
         atomic_fetch_add_explicit(&e->clipped, clipped, memory_order_relaxed);
@@ -347,7 +368,7 @@ void engine_process(void *ctx, const float *in, float *out, uint32_t frames,
         tap_push(e->config.tap, out, frames);
     e->card_frames += frames;
     atomic_store_explicit(&e->card_frames_pub, e->card_frames, memory_order_relaxed);
-    atomic_store_explicit(&e->xruns, time->xruns, memory_order_relaxed);
+    atomic_store_explicit(&e->xruns, xruns, memory_order_relaxed);
     atomic_fetch_add_explicit(&e->cycles, 1, memory_order_relaxed);
 
     /* Load: this cycle's time over the period's, smoothed over ~1 s. */

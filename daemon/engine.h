@@ -100,13 +100,18 @@ void engine_run_commands_offline(struct engine *e);
 /* Loop thread, only while no backend runs the cycle. */
 void engine_set_offline(struct engine *e, bool offline);
 
+/* Loop thread: the card failed or went away (periods were lost): counted as
+ * one xrun, which every stream sees in its shm counters. */
+void engine_count_card_fault(struct engine *e);
+
 /* RT thread: the backend's process callback (ctx is the engine). */
 void engine_process(void *ctx, const float *in, float *out, uint32_t frames,
                     const struct backend_time *time);
 
 /* Statistics, readable from any thread. */
 struct engine_stats {
-    uint64_t cycles, card_frames, xruns, clipped;
+    uint64_t cycles, card_frames, clipped;
+    uint64_t xruns;  /* the card's xruns and failures, over every backend instance */
     double load;  /* engine time / period time, smoothed, 0..1 */
 };
 void engine_get_stats(struct engine *e, struct engine_stats *out);

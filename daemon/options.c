@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "message.h"
 
 enum setting_kind { SETTING_U32, SETTING_STRING, SETTING_BOOL, SETTING_USERS, SETTING_GROUPS, SETTING_GROUP };
@@ -38,6 +39,7 @@ static const struct setting settings[] = {
     { "capture", SETTING_STRING, FIELD(capture), 0, 0, false },
     { "realtime", SETTING_U32, FIELD(rt_priority), 0, 99, false },
     { "no-connect", SETTING_BOOL, FIELD(no_connect), 0, 0, false },
+    { "dummy-fault", SETTING_STRING, FIELD(dummy_fault), 0, 0, false },
     { "verbose", SETTING_BOOL, FIELD(verbose), 0, 0, true },
     { "max-clients", SETTING_U32, FIELD(limits.clients), 1, 4096, true },
     { "max-streams-per-client", SETTING_U32, FIELD(limits.streams_per_client), 1, 256, true },
@@ -271,6 +273,20 @@ static void default_config_path(char *out, size_t len)
         out[0] = '\0';
 }
 
+/* A fault spec that parses, on the one backend that can inject it. */
+static int check_dummy_fault(const struct options *o, char *err, size_t err_len)
+{
+    struct backend_fault fault;
+    if (fault_parse(&fault, o->dummy_fault, err, err_len) < 0)
+        return -1;
+    if (fault.kind != FAULT_NONE && strcmp(o->backend, "dummy") != 0) {
+        snprintf(err, err_len, "dummy-fault: only the dummy backend can be told to fail (backend is %s)",
+                 o->backend);
+        return -1;
+    }
+    return 0;
+}
+
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -291,7 +307,9 @@ static void usage(FILE *out)
             "      --max-memory-per-uid MIB --max-channels --max-buffer-frames\n"
             "      --max-message-bytes --max-outbound-bytes --hello-timeout-ms\n"
             "  --config FILE: JSON object keyed by these long names (default:\n"
-            "      $XDG_CONFIG_HOME/soundcard/soundcardd.json, /etc/soundcard/soundcardd.json)\n");
+            "      $XDG_CONFIG_HOME/soundcard/soundcardd.json, /etc/soundcard/soundcardd.json)\n"
+            "  --dummy-fault stall:MS|fail:MS: testing only: each SIGUSR1 stalls the dummy\n"
+            "      card for MS ms, or makes it fail and stay away for MS ms\n");
 }
 
 int options_parse(struct options *o, int argc, char **argv, char *err, size_t err_len)
@@ -358,7 +376,7 @@ int options_parse(struct options *o, int argc, char **argv, char *err, size_t er
         snprintf(err, err_len, "unexpected argument '%s' (see --help)", argv[optind]);
         return -1;
     }
-    return 0;
+    return check_dummy_fault(o, err, err_len);
 }
 
 void options_socket_path(const struct options *o, char *out, size_t len)

@@ -62,6 +62,7 @@ struct shm_counters {
     _Atomic uint64_t clipped;
     _Atomic uint32_t peak_bits;  /* float: this stream's peak |sample| last period */
     _Atomic uint32_t state;      /* enum shm_state */
+    _Atomic uint64_t card_xruns; /* the card's xruns and failures so far (all streams see them) */
 };
 
 struct shm_header {

@@ -1099,13 +1099,25 @@ static void test_timing(void)
     engine_get_stats(r.e, &st);
     CHECK(st.cycles == 4 && st.card_frames == 4 * PERIOD && st.xruns == 7);
     CHECK(st.load >= 0.0 && st.load < 1.0);
+    CHECK(atomic_load(&t->es.shm->counters.card_xruns) == 7);
+
+    /* The card reopened (its own count starts again) after it was lost
+     * (one more): the total goes on, and every stream sees it. */
+    engine_count_card_fault(r.e);
+    r.xruns = 2;
+    rig_cycle(&r);
+    engine_get_stats(r.e, &st);
+    CHECK(st.xruns == 10);
+    CHECK(atomic_load(&t->es.shm->counters.card_xruns) == 10);
+    float drain[SAMPLES];
+    client_read(t, drain, 2 * PERIOD);
 
     /* A stopped stream's record still moves with the card. */
     rig_submit(&r, ENGINE_CMD_ABORT, t);
     rig_cycle(&r);
     rig_cycle(&r);
     CHECK(shm_timing_read(&t->es.shm->timing, &snap) == 0);
-    CHECK(snap.card_frame == 5 * PERIOD && snap.dac_time_ns == r.time.dac_time_ns);
+    CHECK(snap.card_frame == 6 * PERIOD && snap.dac_time_ns == r.time.dac_time_ns);
     rig_remove_free(&r, &t, 1);
     rig_finish(&r);
 }
