@@ -1,0 +1,257 @@
+/* What the reliability tests watch while hostile clients do their worst:
+ * the daemon's resources (from /proc: open descriptors, resident memory, the
+ * stream memfds it still maps) and the victims, steady tone clients
+ * (rel_client tone) that must never underrun and whose tones must stay in
+ * the tap. */
+#ifndef SC_TEST_DAEMON_WATCH_H
+#define SC_TEST_DAEMON_WATCH_H
+
+#include <dirent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../integration/audio_check.h"  /* VERIFY, env_number */
+#include "harness.h"
+
+/* ---- the build and the run ---- */
+
+/* Whether SC_SANITIZED (set by CMake in sanitizer builds) names `which`. */
+static inline bool sanitized(const char *which)
+{
+    const char *s = getenv("SC_SANITIZED");
+    return s && strstr(s, which);
+}
+
+static inline bool soak(void)
+{
+    const char *s = getenv("SC_SOAK");
+    return s && *s && strcmp(s, "0") != 0;
+}
+
+static inline void sleep_seconds(double s)
+{
+    struct timespec ts = { (time_t)s, (long)((s - (time_t)s) * 1e9) };
+    while (nanosleep(&ts, &ts) < 0)
+        ;
+}
+
+/* ---- the daemon's resources ---- */
+
+/* Open descriptors of `pid` (entries of /proc/PID/fd), -1 if unreadable. */
+static inline int proc_fd_count(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+    DIR *dir = opendir(path);
+    if (!dir)
+        return -1;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(dir));)
+        n += e->d_name[0] != '.';
+    closedir(dir);
+    return n;
+}
+
+/* VmRSS of `pid` in KiB, -1 if unreadable. */
+static inline long proc_rss_kib(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    const char *rss = strstr(slurp(path), "VmRSS:");
+    return rss ? strtol(rss + 6, NULL, 10) : -1;
+}
+
+/* Stream memfds (protocol/shm.c names them soundcard-stream-ID) that `pid`
+ * still has mapped: lines of /proc/PID/maps, one per mapping. */
+static inline int proc_stream_maps(pid_t pid)
+{
+    char path[64], line[512];
+    snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    int n = 0;
+    while (fgets(line, sizeof(line), f))
+        n += strstr(line, "memfd:soundcard-stream-") != NULL;
+    fclose(f);
+    return n;
+}
+
+/* The daemon frees a stream's memory after the RT thread lets go of it, a
+ * period or so after its session went: wait for the counts to come back. */
+static inline bool wait_resources(pid_t pid, int fds, int maps, double timeout)
+{
+    double deadline = now_seconds() + timeout;
+    for (;;) {
+        if (proc_fd_count(pid) == fds && proc_stream_maps(pid) == maps)
+            return true;
+        if (now_seconds() > deadline)
+            return false;
+        sleep_seconds(0.01);
+    }
+}
+
+/* ---- stats ---- */
+
+static inline const char *json_string(cJSON *obj, const char *key)
+{
+    const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(obj, key));
+    return s ? s : "";
+}
+
+/* Streams in a stats reply whose name starts with `prefix`. */
+static inline int stats_count_streams(cJSON *stats, const char *prefix)
+{
+    int n = 0;
+    cJSON *client, *stream;
+    cJSON_ArrayForEach(client, cJSON_GetObjectItemCaseSensitive(stats, "clients"))
+        cJSON_ArrayForEach(stream, cJSON_GetObjectItemCaseSensitive(client, "streams"))
+            n += strncmp(json_string(stream, "name"), prefix, strlen(prefix)) == 0;
+    return n;
+}
+
+/* Clients in a stats reply named `name`. */
+static inline int stats_count_clients(cJSON *stats, const char *name)
+{
+    int n = 0;
+    cJSON *client;
+    cJSON_ArrayForEach(client, cJSON_GetObjectItemCaseSensitive(stats, "clients"))
+        n += strcmp(json_string(client, "name"), name) == 0;
+    return n;
+}
+
+/* The stream is running and the card has played frames of it. */
+static inline bool stream_running(cJSON *stats, const char *name)
+{
+    cJSON *st = stats_find_stream(stats, name);
+    return st && strcmp(json_string(st, "state"), "running") == 0 && json_number(st, "frames") > 0;
+}
+
+static inline bool all_running(cJSON *stats, void *ctx)
+{
+    for (const char *const *name = ctx; *name; name++)
+        if (!stream_running(stats, *name))
+            return false;
+    return true;
+}
+
+/* Where the card is now, in seconds of card time: the tap's clock (the tap
+ * records every period from the first). */
+static inline double card_seconds(struct daemon *d)
+{
+    static double period, rate;
+    if (rate == 0) {
+        cJSON *info = request_once(d->socket_path, "{\"op\":\"server.info\"}");
+        period = json_number(info, "period");
+        rate = json_number(info, "rate");
+        cJSON_Delete(info);
+    }
+    cJSON *stats = stats_snapshot(d->socket_path);
+    double cycles = json_number(cJSON_GetObjectItemCaseSensitive(stats, "server"), "cycles");
+    cJSON_Delete(stats);
+    return rate > 0 && cycles >= 0 ? cycles * period / rate : -1;
+}
+
+/* Wait until the card has run `seconds` (card time), at most `timeout` s.
+ * The tap's ring (tap.c) holds 5.5 s: until it has been written through
+ * once, its pages still become resident, which is not a leak. */
+static inline bool wait_card_seconds(struct daemon *d, double seconds, double timeout)
+{
+    double deadline = now_seconds() + timeout;
+    while (card_seconds(d) < seconds) {
+        if (now_seconds() > deadline)
+            return false;
+        sleep_seconds(0.05);
+    }
+    return true;
+}
+
+#define TAP_WARM_SECONDS 6.0
+
+/* ---- victims: steady tones that must never underrun ---- */
+
+#define VICTIM_AMP 0.1
+
+struct victim {
+    char name[32];
+    double hz;
+    pid_t pid;
+    char out[256];   /* its stdout: the counters it prints at SIGTERM */
+};
+
+/* Start rel_client `mode` (tone, callback) as each victim, blocksize 256,
+ * latency 20 ms, and wait until all of them run. */
+static inline void victims_start(struct daemon *d, struct victim *v, int n, const char *mode)
+{
+    const char *names[9] = { NULL };
+    for (int i = 0; i < n && i < 8; i++) {
+        char freq[32];
+        snprintf(freq, sizeof(freq), "%g", v[i].hz);
+        snprintf(v[i].out, sizeof(v[i].out), "%s", daemon_path(d, v[i].name));
+        const char *argv[] = { harness_bin("rel_client"), mode, "--name", v[i].name, "--freq", freq,
+                               "--amp", "0.1", "--latency", "0.02", "--blocksize", "256", NULL };
+        v[i].pid = spawn_client(d, argv, v[i].out);
+        names[i] = v[i].name;
+    }
+    if (!wait_for_stats(d->socket_path, all_running, names, 10)) {
+        fprintf(stderr, "the victims did not start running within 10 s; daemon log:\n%s\n",
+                slurp(d->log_path));
+        exit(1);
+    }
+}
+
+/* Every victim is in stats with 0 underruns; prints their counters. */
+static inline void victims_check(struct daemon *d, struct victim *v, int n, const char *when)
+{
+    cJSON *stats = stats_snapshot(d->socket_path);
+    for (int i = 0; i < n; i++) {
+        cJSON *st = stats_find_stream(stats, v[i].name);
+        VERIFY(st && json_number(st, "underruns") == 0 && stream_running(stats, v[i].name),
+               "%s: victim %s runs with 0 underruns (%s, frames %.0f, underruns %.0f)", when, v[i].name,
+               st ? json_string(st, "state") : "missing from stats", json_number(st, "frames"),
+               json_number(st, "underruns"));
+    }
+    cJSON_Delete(stats);
+}
+
+/* SIGTERM each victim; each must exit 0 having seen 0 underruns itself. */
+static inline void victims_stop(struct victim *v, int n)
+{
+    for (int i = 0; i < n; i++)
+        kill(v[i].pid, SIGTERM);
+    for (int i = 0; i < n; i++) {
+        int rc = wait_child(v[i].pid, 10);
+        const char *out = slurp(v[i].out);
+        VERIFY(rc == 0 && strstr(out, " underruns=0 "), "victim %s stopped: exit %d, its own counters: %s",
+               v[i].name, rc, out[0] ? out : "(nothing printed)\n");
+    }
+}
+
+/* wavcheck: every victim's tone at its amplitude (±10 %) in every 50 ms
+ * block of [from, to] s of the tap, every sample finite and in [-1, 1]. */
+static inline void victims_check_tap(struct daemon *d, struct victim *v, int n, double from, double to)
+{
+    char from_s[32], to_s[32], expect[8][32];
+    snprintf(from_s, sizeof(from_s), "%.3f", from);
+    snprintf(to_s, sizeof(to_s), "%.3f", to);
+    const char *argv[32] = { harness_bin("wavcheck"), daemon_path(d, "tap.wav"), "--from", from_s, "--to", to_s,
+                             "--block-ms", "50", "--tolerance", "0.1" };
+    int argc = 10;
+    for (int i = 0; i < n && i < 8; i++) {
+        snprintf(expect[i], sizeof(expect[i]), "%g:%g", v[i].hz, VICTIM_AMP);
+        argv[argc++] = "--expect";
+        argv[argc++] = expect[i];
+    }
+    argv[argc] = NULL;
+    fflush(stdout);
+    pid_t pid = spawn_process(argv, NULL, NULL, NULL);
+    int rc = wait_child(pid, 60);
+    VERIFY(rc == 0, "tap [%s, %s] s: every victim's tone at %g ±10%% in every 50 ms block (wavcheck exit %d)",
+           from_s, to_s, VICTIM_AMP, rc);
+}
+
+#endif
