@@ -4,7 +4,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,10 +151,106 @@ static int set_socket_access(struct server *s, char *err, size_t err_len)
     return 0;
 }
 
-static int open_listen_socket(struct server *s, char *err, size_t err_len)
+/* ---- the socket path: one daemon per path, stale files reclaimed ----
+ *
+ * A daemon killed with SIGKILL leaves its socket file behind.  The next one
+ * must remove it, but never the file of a daemon that still serves, not even
+ * when two start at once on a stale path (each would see "nobody answers",
+ * one would bind, the other unlink that fresh file and bind its own).  So
+ * whoever touches the path first holds a lock: a Unix socket bound to an
+ * abstract name derived from the path.  The kernel frees the name when the
+ * process dies, however it dies, and it leaves no file anywhere. */
+
+#define LOCK_PREFIX "soundcardd:"
+
+static uint64_t fnv1a(const char *text)
 {
-    if (sd_listen_fds(1) >= 1)
-        return take_activated_socket(s, err, err_len);
+    uint64_t h = 14695981039346656037ull;
+    for (; *text; text++)
+        h = (h ^ (unsigned char)*text) * 1099511628211ull;
+    return h;
+}
+
+/* The lock's abstract name (after the leading NUL): the socket's canonical
+ * path, so other spellings of it (relative, through a symlinked directory)
+ * meet on the same lock; a hash of it when too long to fit. */
+static size_t lock_name(const char *socket_path, char *name, size_t len)
+{
+    char dir[PATH_MAX], real[PATH_MAX], canonical[PATH_MAX + 128];
+    snprintf(dir, sizeof(dir), "%s", socket_path);
+    char *slash = strrchr(dir, '/');
+    const char *base = slash ? slash + 1 : socket_path;
+    if (slash)
+        *slash = '\0';
+    if (realpath(slash ? (dir[0] ? dir : "/") : ".", real))
+        snprintf(canonical, sizeof(canonical), "%s/%s", strcmp(real, "/") ? real : "", base);
+    else
+        snprintf(canonical, sizeof(canonical), "%s", socket_path);
+    int n = snprintf(name, len, LOCK_PREFIX "%s", canonical);
+    if (n < 0 || (size_t)n >= len)
+        n = snprintf(name, len, LOCK_PREFIX "#%016llx", (unsigned long long)fnv1a(canonical));
+    return (size_t)n;
+}
+
+static int take_path_lock(struct server *s, char *err, size_t err_len)
+{
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    size_t n = lock_name(s->socket_path, addr.sun_path + 1, sizeof(addr.sun_path) - 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, err_len, "socket: %s", strerror(errno));
+        return -1;
+    }
+    if (bind(fd, (struct sockaddr *)&addr, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n)) < 0) {
+        if (errno == EADDRINUSE)
+            snprintf(err, err_len, "another soundcardd already serves %s (or is starting on it)",
+                     s->socket_path);
+        else
+            snprintf(err, err_len, "cannot take the lock of %s: %s", s->socket_path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    s->lock_fd = fd;
+    return 0;
+}
+
+/* With the lock held: a socket file nobody answers on is left from a crash:
+ * remove it.  One that answers belongs to a live server (a daemon that holds
+ * no lock of ours: an older one, or one in another network namespace):
+ * leave it alone.  Anything that is not a socket is not ours to remove. */
+static int reclaim_stale_socket(struct server *s, const struct sockaddr_un *addr, char *err, size_t err_len)
+{
+    struct stat st;
+    if (lstat(s->socket_path, &st) < 0)
+        return 0;
+    if (!S_ISSOCK(st.st_mode)) {
+        snprintf(err, err_len, "%s exists and is not a socket", s->socket_path);
+        return -1;
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, err_len, "socket: %s", strerror(errno));
+        return -1;
+    }
+    int rc = connect(fd, (const struct sockaddr *)addr, sizeof(*addr));
+    int e = errno;
+    close(fd);
+    if (rc == 0 || e == EAGAIN) {  /* EAGAIN: it listens, its backlog is full */
+        snprintf(err, err_len, "another soundcardd is already listening on %s", s->socket_path);
+        return -1;
+    }
+    if (e == ECONNREFUSED && unlink(s->socket_path) == 0)
+        log_info("removed the stale socket %s (nobody listened on it)", s->socket_path);
+    return 0;
+}
+
+/* Before anything else is opened (the card, the tap file): make the
+ * directory, take the path's lock, reclaim a stale socket.  A second
+ * daemon on a live path stops here with one line and touches nothing. */
+static int claim_socket_path(struct server *s, char *err, size_t err_len)
+{
+    if (sd_listen_fds(0) >= 1)
+        return 0;  /* socket activation: systemd owns the path */
     struct sockaddr_un addr = { .sun_family = AF_UNIX };
     if (strlen(s->socket_path) >= sizeof(addr.sun_path)) {
         snprintf(err, err_len, "socket path too long: %s", s->socket_path);
@@ -164,22 +262,18 @@ static int open_listen_socket(struct server *s, char *err, size_t err_len)
         snprintf(err, err_len, "cannot create the directory of %s: %s", s->socket_path, strerror(errno));
         return -1;
     }
+    if (take_path_lock(s, err, err_len) < 0)
+        return -1;
+    return reclaim_stale_socket(s, &addr, err, err_len);
+}
+
+static int open_listen_socket(struct server *s, char *err, size_t err_len)
+{
+    if (sd_listen_fds(1) >= 1)
+        return take_activated_socket(s, err, err_len);
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", s->socket_path);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        snprintf(err, err_len, "socket: %s", strerror(errno));
-        return -1;
-    }
-    /* A socket file nobody answers on is left from a crash: replace it.  One
-     * that answers belongs to a running daemon: leave it alone. */
-    if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0) {
-        snprintf(err, err_len, "another soundcardd is already listening on %s", s->socket_path);
-        close(fd);
-        return -1;
-    }
-    if (errno == ECONNREFUSED)
-        unlink(s->socket_path);
-    close(fd);
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, 128) < 0) {
         snprintf(err, err_len, "cannot listen on %s: %s", s->socket_path, strerror(errno));
         if (fd >= 0)
@@ -188,6 +282,11 @@ static int open_listen_socket(struct server *s, char *err, size_t err_len)
     }
     s->listen_fd = fd;
     s->unlink_socket = true;
+    struct stat st;
+    if (stat(s->socket_path, &st) == 0) {
+        s->socket_dev = st.st_dev;
+        s->socket_ino = st.st_ino;
+    }
     return set_socket_access(s, err, err_len);
 }
 
@@ -202,9 +301,12 @@ int server_init(struct server *s, const struct options *opts, int argc, char **a
     s->argv = argv;
     memlock_enable(opts->rt_priority > 0);
     s->listen_fd = -1;
+    s->lock_fd = -1;
     s->started_ns = server_now_ns();
     options_socket_path(opts, s->socket_path, sizeof(s->socket_path));
 
+    if (claim_socket_path(s, err, err_len) < 0)
+        return -1;
     if (card_open(s, err, err_len) < 0)
         return -1;
 
@@ -300,7 +402,13 @@ void server_cleanup(struct server *s)
     }
     tap_close(s->tap);
     if (s->listen_fd >= 0 && s->unlink_socket) {
-        unlink(s->socket_path);
+        /* Only our own file: the lock kept other daemons off the path, but
+         * somebody may have replaced it by hand. */
+        struct stat st;
+        if (stat(s->socket_path, &st) == 0 && st.st_dev == s->socket_dev && st.st_ino == s->socket_ino)
+            unlink(s->socket_path);
         close(s->listen_fd);
     }
+    if (s->lock_fd >= 0)  /* last: the path is free for the next daemon once the file is gone */
+        close(s->lock_fd);
 }

@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <uv.h>
 
 #include "backend.h"
@@ -26,6 +27,9 @@ struct server {
     char socket_path[108];
     int listen_fd;
     bool unlink_socket;       /* we created the socket file (not socket-activated) */
+    dev_t socket_dev;         /* the file we created: removed at exit only if still ours */
+    ino_t socket_ino;
+    int lock_fd;              /* the path's lock (server.c): held while we own the path */
     uv_poll_t listen_poll;
     uv_signal_t sigterm, sigint, sighup;
     uv_timer_t service_timer; /* sd_notify STATUS= and WATCHDOG=1 */
