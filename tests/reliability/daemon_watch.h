@@ -39,6 +39,20 @@ static inline void sleep_seconds(double s)
         ;
 }
 
+/* Whether a line of the file at `path` contains `text` (slurp() reads only
+ * the first 64 KiB; a verbose daemon's log under churn is longer). */
+static inline bool file_has_line(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "r");
+    char line[4096];
+    bool found = false;
+    while (f && !found && fgets(line, sizeof(line), f))
+        found = strstr(line, text) != NULL;
+    if (f)
+        fclose(f);
+    return found;
+}
+
 /* ---- the daemon's resources ---- */
 
 /* Open descriptors of `pid` (entries of /proc/PID/fd), -1 if unreadable. */
@@ -78,6 +92,22 @@ static inline int proc_stream_maps(pid_t pid)
     while (fgets(line, sizeof(line), f))
         n += strstr(line, "memfd:soundcard-stream-") != NULL;
     fclose(f);
+    return n;
+}
+
+/* The descriptor count once it has stayed the same for 100 ms (at most 2 s):
+ * a connection that just closed (a stats probe) leaves the daemon's fd open
+ * until libuv's close callback runs. */
+static inline int settled_fd_count(pid_t pid)
+{
+    double deadline = now_seconds() + 2;
+    int n = proc_fd_count(pid);
+    for (int same = 0; same < 10 && now_seconds() < deadline; ) {
+        sleep_seconds(0.01);
+        int m = proc_fd_count(pid);
+        same = m == n ? same + 1 : 0;
+        n = m;
+    }
     return n;
 }
 

@@ -68,7 +68,7 @@ int main(void)
     daemon_start(&d, (const char *const[]){ "--tap", "@/tap.wav", NULL }, 10);
     struct victim v[2] = { { .name = "victim-1", .hz = 440 }, { .name = "victim-2", .hz = 660 } };
     victims_start(&d, v, 2, "tone");
-    const int fds0 = proc_fd_count(d.pid), maps0 = proc_stream_maps(d.pid);
+    const int fds0 = settled_fd_count(d.pid), maps0 = proc_stream_maps(d.pid);
     printf("info daemon pid %d: %d descriptors, %d stream memfds mapped, VmRSS %ld KiB with the victims\n",
            (int)d.pid, fds0, maps0, proc_rss_kib(d.pid));
     VERIFY(maps0 == 2, "the daemon maps the victims' 2 stream memfds (%d)", maps0);
