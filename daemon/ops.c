@@ -1,6 +1,8 @@
 #include "ops.h"
 
 #include <cjson/cJSON.h>
+#include <float.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -331,6 +333,17 @@ static void op_stream_set(struct session *s, const struct msg_request *req)
     session_reply_ok(s, req->id, f);
 }
 
+/* A level measured in the RT cycle, as a JSON number.  A client's samples
+ * can be anything finite and its gain up to 16, so gain * sample may be
+ * beyond float range: cJSON would print that as null.  Report the largest
+ * float instead, so stats always holds numbers. */
+static double level_number(float level)
+{
+    if (isnan(level))
+        return 0;
+    return isinf(level) ? copysign(FLT_MAX, level) : level;
+}
+
 static cJSON *stream_stats(const struct stream *st)
 {
     const struct engine_stream *rt = &st->rt;
@@ -348,7 +361,7 @@ static cJSON *stream_stats(const struct stream *st)
     cJSON_AddNumberToObject(o, "underruns", (double)atomic_load(&rt->underruns));
     cJSON_AddNumberToObject(o, "overruns", (double)atomic_load(&rt->overruns));
     cJSON_AddNumberToObject(o, "clipped", (double)atomic_load(&rt->clipped));
-    cJSON_AddNumberToObject(o, "peak", engine_float_from_bits(atomic_load(&rt->peak_bits)));
+    cJSON_AddNumberToObject(o, "peak", level_number(engine_float_from_bits(atomic_load(&rt->peak_bits))));
     cJSON_AddNumberToObject(o, "wakeups", (double)atomic_load(&rt->wakeups));
     static const char *const callback[] = { "none", "normal", "realtime" };
     cJSON_AddStringToObject(o, "callback", callback[st->callback_realtime + 1]);
