@@ -3,6 +3,8 @@
  *
  *   rel_client tone     --name N [--freq HZ] [--amp A] [--latency S] [--blocksize F]
  *       one blocking-mode playback stream N: a sine, written block by block
+ *   rel_client record   --name N [...]
+ *       one blocking-mode capture stream N, read block by block
  *   rel_client callback --name N [...]
  *       the same sine from a callback stream
  *   rel_client multi    --name N [...]
@@ -136,7 +138,7 @@ static int open_and_start(sc_client *c, const struct options *o, struct stream_s
     return err < 0 ? fail(spec->name, "stream.start", err) : 0;
 }
 
-/* tone, callback and multi: open the streams, play until SIGTERM. */
+/* tone, record, callback and multi: open the streams, run until SIGTERM. */
 static int run_streams(const struct options *o)
 {
     struct stream_spec specs[3];
@@ -149,6 +151,9 @@ static int run_streams(const struct options *o)
         snprintf(specs[0].name, sizeof(specs[0].name), "%s-play", o->name);
         snprintf(specs[1].name, sizeof(specs[1].name), "%s-rec", o->name);
         snprintf(specs[2].name, sizeof(specs[2].name), "%s-duplex", o->name);
+    } else if (strcmp(o->mode, "record") == 0) {
+        specs[n++] = (struct stream_spec){ .in = 2, .out = 0, .callback = false, .sine = sine };
+        snprintf(specs[0].name, sizeof(specs[0].name), "%s", o->name);
     } else {
         specs[n++] = (struct stream_spec){ .out = 2, .callback = strcmp(o->mode, "callback") == 0, .sine = sine };
         snprintf(specs[0].name, sizeof(specs[0].name), "%s", o->name);
@@ -165,14 +170,20 @@ static int run_streams(const struct options *o)
         if (open_and_start(c, o, &specs[i]))
             return 1;
 
-    /* The first stream of tone and multi is written here, block by block. */
+    /* The first stream of tone, record and multi is written or read here,
+     * block by block. */
     if (!specs[0].callback) {
         float *block = malloc(o->blocksize * 2 * sizeof(float));
         while (!stop_requested()) {
-            sine_fill(&specs[0].sine, block, o->blocksize);
-            long got = sc_stream_write(specs[0].s, block, o->blocksize);
+            long got;
+            if (specs[0].out) {
+                sine_fill(&specs[0].sine, block, o->blocksize);
+                got = sc_stream_write(specs[0].s, block, o->blocksize);
+            } else {
+                got = sc_stream_read(specs[0].s, block, o->blocksize);
+            }
             if (got < 0)
-                return fail(specs[0].name, "write", (int)got);
+                return fail(specs[0].name, specs[0].out ? "write" : "read", (int)got);
         }
         free(block);
     } else {
@@ -220,7 +231,7 @@ static int usage(const char *why)
 {
     fprintf(stderr,
             "rel_client: %s\n"
-            "usage: rel_client tone|callback|multi --name N [--freq HZ] [--amp A] [--latency S] [--blocksize F]\n"
+            "usage: rel_client tone|record|callback|multi --name N [--freq HZ] [--amp A] [--latency S] [--blocksize F]\n"
             "       rel_client churn --name N [--cycles C]\n",
             why);
     return 2;
@@ -257,7 +268,8 @@ int main(int argc, char **argv)
     block_stop_signals();
     if (strcmp(o.mode, "churn") == 0)
         return run_churn(&o);
-    if (strcmp(o.mode, "tone") == 0 || strcmp(o.mode, "callback") == 0 || strcmp(o.mode, "multi") == 0)
+    if (strcmp(o.mode, "tone") == 0 || strcmp(o.mode, "record") == 0 || strcmp(o.mode, "callback") == 0 ||
+        strcmp(o.mode, "multi") == 0)
         return run_streams(&o);
     return usage("unknown mode");
 }

@@ -3,9 +3,10 @@
  *
  * soundcardd --tap; two victims (rel_client tone: blocking writes, blocksize
  * 256, latency 20 ms, 440 and 660 Hz) play throughout.  Then, cycle after
- * cycle, a doomed rel_client starts in one of three modes (a blocking-mode
- * stream, a callback stream, or three streams at once: playback, capture and
- * full duplex), runs, and is SIGKILLed at a varying point.  After each kill:
+ * cycle, a doomed rel_client starts in one of four modes (a blocking-mode
+ * playback stream, a blocking-mode capture stream, a callback stream, or
+ * three streams at once: playback, capture and full duplex), runs, and is
+ * SIGKILLed at a varying point.  After each kill:
  *   - its streams and its session are gone from stats within 1 s of the kill;
  *   - the daemon's open descriptors are back to the count before (memfds,
  *     eventfds and the socket closed) and it maps no stream memfd but the
@@ -13,7 +14,7 @@
  *   - both victims still run with 0 underruns.
  * Over all cycles the daemon's VmRSS grows by less than 1 MiB after the first
  * (warm-up) cycle, and the victims' tones are in every 50 ms of the tap from
- * the first kill to the last.  9 cycles; SC_SOAK: 90.
+ * the first kill to the last.  12 cycles; SC_SOAK: 120.
  *
  * The RSS baseline waits until the card has run 6 s: the tap's ring (5.5 s,
  * 2 MiB) becomes resident page by page until it has been written through
@@ -59,10 +60,11 @@ static bool doomed_start(struct daemon *d, struct doomed *victim, const char *mo
 
 int main(void)
 {
-    const int cycles = soak() ? 90 : 9;
-    const char *const modes[] = { "tone", "callback", "multi" };
+    const int cycles = soak() ? 120 : 12;
+    const char *const modes[] = { "tone", "record", "callback", "multi" };
     const bool asan = sanitized("address");
-    printf("== %d SIGKILLed clients (blocking, callback, 3 streams) beside 2 victims ==\n", cycles);
+    printf("== %d SIGKILLed clients (blocking write, blocking read, callback, 3 streams) beside 2 victims ==\n",
+           cycles);
 
     struct daemon d;
     daemon_start(&d, (const char *const[]){ "--tap", "@/tap.wav", NULL }, 10);
@@ -78,7 +80,7 @@ int main(void)
     double tap_from = card_seconds(&d), worst = 0;
     long rss_warm = 0, rss = 0;
     for (int i = 0; i < cycles; i++) {
-        const char *mode = modes[i % 3];
+        const char *mode = modes[i % 4];
         struct doomed doomed;
         snprintf(doomed.name, sizeof(doomed.name), "doomed-%d", i);
         if (!doomed_start(&d, &doomed, mode)) {
