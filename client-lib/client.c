@@ -1,11 +1,17 @@
 /* The connection to soundcardd: socket path rule, hello, one request/reply
- * exchange at a time, and the ops that are plain questions. */
+ * exchange at a time, the opt-in reconnect, and the ops that are plain
+ * questions. */
 #include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -157,6 +163,40 @@ int sc__call(sc_client *c, cJSON *request, cJSON **reply, int *fds, int *nfds, c
     return err;
 }
 
+int sc__stream_call(sc_client *c, uint64_t *generation, int *conn_fd, cJSON *request, cJSON **reply,
+                    int *fds, int *nfds)
+{
+    *reply = NULL;
+    if (!request)
+        return sc__fail(-ENOMEM, "out of memory");
+    pthread_mutex_lock(&c->lock);
+    uint64_t now = atomic_load(&c->generation);
+    int err;
+    if (*generation && *generation != now)
+        err = sc__fail(SC_EDISCONNECTED, "the stream's soundcardd at %s went away (the client has "
+                       "reconnected since)", c->socket_path);
+    else
+        err = call_locked(c, request, reply, fds, nfds, NULL);
+    if (err == 0 && conn_fd) {
+        *generation = now;
+        if ((*conn_fd = fcntl(c->fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+            err = sc__fail(-errno, "dup: %s", strerror(errno));
+            cJSON_Delete(*reply);
+            *reply = NULL;
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    cJSON_Delete(request);
+    return err;
+}
+
+double sc__monotonic(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
 static int connect_socket(const char *path, int *out)
 {
     struct sockaddr_un addr = { .sun_family = AF_UNIX };
@@ -181,6 +221,69 @@ static double number(cJSON *obj, const char *key)
     return cJSON_IsNumber(v) ? v->valuedouble : 0.0;
 }
 
+/* Send and receive on fd give up after `seconds` (0: never). */
+static void set_io_timeout(int fd, double seconds)
+{
+    struct timeval tv = { .tv_sec = (time_t)seconds,
+                          .tv_usec = (suseconds_t)((seconds - (double)(time_t)seconds) * 1e6) };
+    if (seconds > 0 && tv.tv_sec == 0 && tv.tv_usec == 0)
+        tv.tv_usec = 1;
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+/* Connect and say hello (with c->lock held): on success the client speaks
+ * over a new connection, one generation later.  A daemon that accepts but
+ * does not answer within `timeout` seconds (0: no limit) counts as none. */
+static int connect_locked(sc_client *c, double timeout)
+{
+    int fd = -1, err = connect_socket(c->socket_path, &fd);
+    if (err < 0)
+        return err;
+    if (timeout > 0)
+        set_io_timeout(fd, timeout);
+    c->fd = fd;
+    c->broken = false;
+    msg_framer_init(c->framer);
+    drop_fds(c);
+    cJSON *req = cJSON_CreateObject(), *reply = NULL;
+    cJSON_AddStringToObject(req, "op", "hello");
+    cJSON_AddNumberToObject(req, "protocol", MSG_PROTOCOL_VERSION);
+    cJSON_AddStringToObject(req, "name", c->name);
+    err = call_locked(c, req, &reply, NULL, NULL, NULL);
+    cJSON_Delete(req);
+    if (err == 0) {
+        c->id = (uint32_t)number(reply, "client");
+        c->rate = (uint32_t)number(reply, "rate");
+        c->period = (uint32_t)number(reply, "period");
+        c->channels = (uint32_t)number(reply, "channels");
+        if (c->rate == 0 || c->period == 0 || c->channels == 0)
+            err = sc__fail(SC_EPROTOCOL, "the daemon's hello reply lacks rate, period or channels");
+    }
+    cJSON_Delete(reply);
+    if (err < 0) {
+        close(c->fd);
+        c->fd = -1;
+        c->broken = true;
+        return err;
+    }
+    if (timeout > 0)
+        set_io_timeout(fd, 0);
+    atomic_fetch_add(&c->generation, 1);
+    return 0;
+}
+
+/* SOUNDCARD_RECONNECT=SECONDS: auto-reconnect for programs that do not call
+ * sc_client_set_reconnect themselves.  Anything but a number >= 0 is ignored
+ * (no function prints; a typo leaves it off). */
+static double reconnect_from_env(void)
+{
+    const char *v = getenv("SOUNDCARD_RECONNECT");
+    char *end;
+    double t = v && *v ? strtod(v, &end) : 0;
+    return v && *v && *end == '\0' && isfinite(t) && t > 0 ? t : 0;
+}
+
 int sc_client_open(sc_client **out, const char *socket_path, const char *name)
 {
     *out = NULL;
@@ -191,38 +294,66 @@ int sc_client_open(sc_client **out, const char *socket_path, const char *name)
     }
     snprintf(c->socket_path, sizeof(c->socket_path), "%s",
              socket_path ? socket_path : sc_default_socket_path());
+    snprintf(c->name, sizeof(c->name), "%s", name ? name : program_invocation_short_name);
     msg_framer_init(c->framer);
     pthread_mutex_init(&c->lock, NULL);
     c->next_id = 1;
     c->fd = -1;
-    int err = connect_socket(c->socket_path, &c->fd);
+    atomic_init(&c->generation, 0);
+    atomic_init(&c->reconnect_timeout, reconnect_from_env());
+    pthread_mutex_lock(&c->lock);
+    int err = connect_locked(c, 0);
+    pthread_mutex_unlock(&c->lock);
     if (err < 0) {
         sc_client_close(c);
         return err;
-    }
-    cJSON *req = cJSON_CreateObject();
-    cJSON_AddStringToObject(req, "op", "hello");
-    cJSON_AddNumberToObject(req, "protocol", MSG_PROTOCOL_VERSION);
-    char short_name[MSG_MAX_NAME];
-    snprintf(short_name, sizeof(short_name), "%s", name ? name : program_invocation_short_name);
-    cJSON_AddStringToObject(req, "name", short_name);
-    cJSON *reply;
-    err = sc__call(c, req, &reply, NULL, NULL, NULL);
-    if (err < 0) {
-        sc_client_close(c);
-        return err;
-    }
-    c->id = (uint32_t)number(reply, "client");
-    c->rate = (uint32_t)number(reply, "rate");
-    c->period = (uint32_t)number(reply, "period");
-    c->channels = (uint32_t)number(reply, "channels");
-    cJSON_Delete(reply);
-    if (c->rate == 0 || c->period == 0 || c->channels == 0) {
-        sc_client_close(c);
-        return sc__fail(SC_EPROTOCOL, "the daemon's hello reply lacks rate, period or channels");
     }
     *out = c;
     return 0;
+}
+
+int sc_client_set_reconnect(sc_client *c, double timeout_seconds)
+{
+    if (!(timeout_seconds >= 0) || !isfinite(timeout_seconds))
+        return sc__fail(-EINVAL, "the reconnect timeout must be 0 (off) or a number of seconds (got %g)",
+                        timeout_seconds);
+    atomic_store(&c->reconnect_timeout, timeout_seconds);
+    return 0;
+}
+
+/* How long to wait between attempts while no daemon answers: there is no
+ * event for a socket starting to listen, and a connect() is cheap. */
+#define RECONNECT_INTERVAL 0.025
+
+int sc__client_reconnect(sc_client *c, uint64_t seen, double deadline, uint64_t *generation)
+{
+    int err = 0;
+    pthread_mutex_lock(&c->lock);
+    if (atomic_load(&c->generation) == seen) {
+        /* Ours is the connection that was lost: replace it. */
+        if (c->fd >= 0)
+            close(c->fd);
+        c->fd = -1;
+        c->broken = true;
+        for (;;) {
+            double left = deadline - sc__monotonic();
+            if ((err = connect_locked(c, left > 0 ? left : 0.001)) == 0 || left <= 0)
+                break;
+            double nap = left < RECONNECT_INTERVAL ? left : RECONNECT_INTERVAL;
+            struct timespec ts = { 0, (long)(nap * 1e9) };
+            nanosleep(&ts, NULL);
+        }
+        if (err < 0) {
+            char why[256];
+            snprintf(why, sizeof(why), "%s", sc_last_error());
+            err = sc__fail(SC_EDISCONNECTED, "soundcardd at %s went away and did not come back in time "
+                           "(reconnect timeout %g s; last try: %s)", c->socket_path,
+                           atomic_load(&c->reconnect_timeout), why);
+        }
+    }
+    *generation = atomic_load(&c->generation);
+    pthread_mutex_unlock(&c->lock);
+    return err;
 }
 
 void sc_client_close(sc_client *c)
@@ -237,6 +368,23 @@ void sc_client_close(sc_client *c)
     free(c);
 }
 
+/* sc__call for the client's own questions: with reconnect on, a lost
+ * connection is made again and the request asked once more. */
+static int client_call(sc_client *c, cJSON *request, cJSON **reply, char **raw)
+{
+    double timeout = atomic_load(&c->reconnect_timeout);
+    uint64_t seen = atomic_load(&c->generation), now;
+    cJSON *again = timeout > 0 ? cJSON_Duplicate(request, 1) : NULL;
+    int err = sc__call(c, request, reply, NULL, NULL, raw);
+    if (err == SC_EDISCONNECTED && again &&
+        sc__client_reconnect(c, seen, sc__monotonic() + timeout, &now) == 0) {
+        cJSON_DeleteItemFromObjectCaseSensitive(again, "id");
+        return sc__call(c, again, reply, NULL, NULL, raw);
+    }
+    cJSON_Delete(again);
+    return err;
+}
+
 int sc_client_request(sc_client *c, const char *request_json, char **reply)
 {
     *reply = NULL;
@@ -247,7 +395,7 @@ int sc_client_request(sc_client *c, const char *request_json, char **reply)
     }
     cJSON_DeleteItemFromObjectCaseSensitive(req, "id");
     cJSON *msg;
-    int err = sc__call(c, req, &msg, NULL, NULL, reply);
+    int err = client_call(c, req, &msg, reply);
     cJSON_Delete(msg);
     return err;
 }
@@ -262,7 +410,7 @@ static int fetch_devices(sc_client *c, cJSON **reply, cJSON **list)
 {
     cJSON *req = cJSON_CreateObject();
     cJSON_AddStringToObject(req, "op", "devices.list");
-    int err = sc__call(c, req, reply, NULL, NULL, NULL);
+    int err = client_call(c, req, reply, NULL);
     if (err < 0)
         return err;
     *list = cJSON_GetObjectItemCaseSensitive(*reply, "devices");
@@ -316,7 +464,7 @@ int sc_get_server_info(sc_client *c, sc_server_info *out)
 {
     cJSON *req = cJSON_CreateObject(), *r;
     cJSON_AddStringToObject(req, "op", "server.info");
-    int err = sc__call(c, req, &r, NULL, NULL, NULL);
+    int err = client_call(c, req, &r, NULL);
     if (err < 0)
         return err;
     memset(out, 0, sizeof(*out));

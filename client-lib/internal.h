@@ -15,14 +15,20 @@
 
 struct sc_client {
     int fd;
-    pthread_mutex_t lock;      /* one request/reply exchange at a time */
+    pthread_mutex_t lock;      /* one request/reply exchange at a time; a reconnect holds it throughout */
     int64_t next_id;
-    bool broken;               /* the connection failed: every call fails now */
+    bool broken;               /* the connection failed: every call fails now (until a reconnect) */
     struct msg_framer *framer;
     int fds[FDPASS_MAX_FDS * 2];
     int nfds;                  /* descriptors received, not yet claimed */
-    uint32_t id, rate, period, channels;
+    uint32_t id, rate, period, channels;  /* from hello: written under lock by a reconnect */
     char socket_path[108];
+    char name[MSG_MAX_NAME];   /* the hello name, said again on a reconnect */
+    /* Connections made so far (1 after sc_client_open).  A stream opened on
+     * an earlier one belongs to a daemon that is gone: it must be reopened,
+     * and its id never sent to the new daemon. */
+    _Atomic uint64_t generation;
+    _Atomic double reconnect_timeout;  /* seconds; 0: off (sc_client_set_reconnect) */
 };
 
 /* Float frames at the application's rate on their way between the
@@ -37,6 +43,14 @@ enum stream_end { STREAM_END_NONE, STREAM_END_COMPLETE, STREAM_END_ABORT, STREAM
 struct sc_stream {
     sc_client *client;
     uint32_t id;
+    /* The connection the stream lives on: its generation and our own dup of
+     * its socket, which hangs up when that daemon goes (even once the client
+     * has moved on to a new connection). */
+    uint64_t generation;
+    int conn_fd;
+    cJSON *open_request;                /* stream.open as sent: sent again by a reopen */
+    float gain;                         /* the last sc_stream_set_gain: applied again by a reopen */
+    pthread_mutex_t swap_lock;          /* a reopen swaps the mapping under it (get_stats reads it) */
     struct shm_layout layout;
     struct shm_header *shm;
     int memfd, eventfd;
@@ -77,6 +91,17 @@ int sc__fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3))
  * code with the daemon's message recorded; *reply is still set when the
  * caller wants it (raw != NULL). */
 int sc__call(sc_client *c, cJSON *request, cJSON **reply, int *fds, int *nfds, char **raw);
+/* sc__call for a stream: only on connection *generation (0: the current
+ * one), else SC_EDISCONNECTED without sending anything, so a stale stream id
+ * never reaches a new daemon.  With conn_fd, on success *conn_fd is a dup of
+ * the connection and *generation its generation (stream.open). */
+int sc__stream_call(sc_client *c, uint64_t *generation, int *conn_fd, cJSON *request, cJSON **reply,
+                    int *fds, int *nfds);
+/* client.c: the connection of generation `seen` was lost: unless the client
+ * has moved past it already, connect and hello again, retrying until
+ * `deadline` (CLOCK_MONOTONIC seconds).  *generation: the connection now. */
+int sc__client_reconnect(sc_client *c, uint64_t seen, double deadline, uint64_t *generation);
+double sc__monotonic(void);
 
 int sc__error_from_code(const char *code);
 

@@ -3,8 +3,9 @@
  * library keeps its own ring index as the truth and publishes it; it waits on
  * the stream's eventfd, which the daemon writes every wake_frames frames of
  * progress, and watches the socket so a dead daemon ends a wait with an error
- * instead of a hang.  Callback mode lives in callback.c, the conversions in
- * pipeline.c. */
+ * instead of a hang.  With reconnect on (sc_client_set_reconnect), a stream
+ * whose daemon went away is opened again on the next one (reopen below).
+ * Callback mode lives in callback.c, the conversions in pipeline.c. */
 #include <errno.h>
 #include <math.h>
 #include <poll.h>
@@ -72,14 +73,26 @@ static int attach(sc_stream *s, cJSON *reply, const int fds[2])
     return 0;
 }
 
-static void stream_free(sc_stream *s)
+/* Let go of what attach() took: the mapping and the stream's descriptors. */
+static void detach(sc_stream *s)
 {
-    pipeline_free(s);
     shm_unmap(s->shm, &s->layout);
+    s->shm = NULL;
     if (s->memfd >= 0)
         close(s->memfd);
     if (s->eventfd >= 0)
         close(s->eventfd);
+    if (s->conn_fd >= 0)
+        close(s->conn_fd);
+    s->memfd = s->eventfd = s->conn_fd = -1;
+}
+
+static void stream_free(sc_stream *s)
+{
+    pipeline_free(s);
+    detach(s);
+    cJSON_Delete(s->open_request);
+    pthread_mutex_destroy(&s->swap_lock);
     free(s->cb_in);
     free(s->cb_out);
     free(s);
@@ -115,7 +128,9 @@ int sc_stream_open(sc_client *c, const sc_stream_params *p, sc_stream **out)
     if (!s)
         return sc__fail(-ENOMEM, "out of memory");
     s->client = c;
-    s->memfd = s->eventfd = -1;
+    s->memfd = s->eventfd = s->conn_fd = -1;
+    s->gain = 1.0f;
+    pthread_mutex_init(&s->swap_lock, NULL);
     s->format = p->format;
     s->sample_bytes = convert_sample_bytes(p->format);
     s->card_rate = c->rate;
@@ -144,10 +159,14 @@ int sc_stream_open(sc_client *c, const sc_stream_params *p, sc_stream **out)
     cJSON_AddNumberToObject(req, "output_channels", p->output_channels);
     cJSON_AddNumberToObject(req, "buffer_frames", target + block_card + c->period);
     cJSON_AddNumberToObject(req, "wake_frames", block_card);
+    s->open_request = cJSON_Duplicate(req, 1);
     int fds[2], nfds = 2;
-    err = sc__call(c, req, &reply, fds, &nfds, NULL);
+    err = s->open_request ? sc__stream_call(c, &s->generation, &s->conn_fd, req, &reply, fds, &nfds)
+                          : sc__fail(-ENOMEM, "out of memory");
     if (err < 0) {
-        free(s);
+        if (!s->open_request)
+            cJSON_Delete(req);
+        stream_free(s);
         return err;
     }
     err = attach(s, reply, fds);
@@ -170,13 +189,151 @@ int sc_stream_open(sc_client *c, const sc_stream_params *p, sc_stream **out)
     return 0;
 }
 
-int sc__stream_control(sc_stream *s, const char *op)
+/* One request about stream `id`, over connection `generation` only. */
+static int control(sc_client *c, uint64_t generation, uint32_t id, const char *op, const char *key,
+                   double value)
 {
     cJSON *req = cJSON_CreateObject(), *reply;
     cJSON_AddStringToObject(req, "op", op);
-    cJSON_AddNumberToObject(req, "stream", s->id);
-    int err = sc__call(s->client, req, &reply, NULL, NULL, NULL);
+    cJSON_AddNumberToObject(req, "stream", id);
+    if (key)
+        cJSON_AddNumberToObject(req, key, value);
+    int err = sc__stream_call(c, &generation, NULL, req, &reply, NULL, NULL);
     cJSON_Delete(reply);
+    return err;
+}
+
+int sc__stream_control(sc_stream *s, const char *op)
+{
+    return control(s->client, s->generation, s->id, op, NULL, 0);
+}
+
+/* ---- reconnect: a stream whose daemon went away ---- */
+
+static bool reconnecting(sc_stream *s)
+{
+    return atomic_load(&s->client->reconnect_timeout) > 0;
+}
+
+/* Whether the daemon the stream lives on is gone: the client moved on to a
+ * new connection, or ours hung up (a poll that does not wait). */
+static bool connection_lost(sc_stream *s)
+{
+    if (s->generation != atomic_load(&s->client->generation))
+        return true;
+    struct pollfd p = { .fd = s->conn_fd, .events = POLLRDHUP };
+    return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
+}
+
+/* Put the stream on a new daemon: the stream.open reply and descriptors in
+ * place of the old ones (the ring starts empty, the counters at 0). */
+static int swap_in(sc_stream *s, cJSON *reply, const int fds[2], int conn_fd, uint64_t generation)
+{
+    sc_stream fresh = { .client = s->client, .memfd = -1, .eventfd = -1, .conn_fd = conn_fd };
+    int err = attach(&fresh, reply, fds);
+    if (!err && s->client->rate != (uint32_t)s->card_rate)
+        err = sc__fail(SC_EDISCONNECTED, "soundcardd at %s came back at %u Hz; the stream runs at %g Hz",
+                       s->client->socket_path, s->client->rate, s->card_rate);
+    if (!err && (fresh.layout.input_channels != s->layout.input_channels ||
+                 fresh.layout.output_channels != s->layout.output_channels))
+        err = sc__fail(SC_EPROTOCOL, "the reopened stream has other channels");
+    if (err < 0) {
+        double id = number(reply, "stream");
+        if (id >= 0)
+            control(s->client, generation, (uint32_t)id, "stream.close", NULL, 0);
+        detach(&fresh);
+        return err;
+    }
+    pthread_mutex_lock(&s->swap_lock);
+    detach(s);
+    s->id = fresh.id;
+    s->layout = fresh.layout;
+    s->shm = fresh.shm;
+    s->memfd = fresh.memfd;
+    s->eventfd = fresh.eventfd;
+    s->conn_fd = fresh.conn_fd;
+    s->play_ring = fresh.play_ring;
+    s->capture_ring = fresh.capture_ring;
+    s->generation = generation;
+    pthread_mutex_unlock(&s->swap_lock);
+    if (s->play_ring)
+        s->play_write = ring_load_read(&s->shm->play);
+    if (s->capture_ring) {
+        s->capture_read = ring_load_write(&s->shm->capture);
+        ring_publish(&s->shm->capture.read_index, s->capture_read);
+    }
+    if (s->play_target > s->layout.capacity)
+        s->play_target = s->layout.capacity;
+    return 0;
+}
+
+/* Bring the reopened stream where the old one was: what the application
+ * queued goes into the ring before the restart (no underrun to begin with),
+ * then start if it ran, and its gain. */
+static int resume(sc_stream *s)
+{
+    int err = 0;
+    if (s->play_ring && !s->callback)
+        pipeline_out_pump(s);
+    if (atomic_load(&s->active))
+        err = sc__stream_control(s, "stream.start");
+    if (!err && s->gain != 1.0f)
+        err = control(s->client, s->generation, s->id, "stream.set", "gain", s->gain);
+    return err;
+}
+
+/* Reconnect (once per client: the generation says whether another stream
+ * did it already), open the stream again with the parameters it was opened
+ * with, and resume it; a daemon that goes away again meanwhile is waited for
+ * too, until the reconnect timeout. */
+static int reopen(sc_stream *s)
+{
+    sc_client *c = s->client;
+    double deadline = sc__monotonic() + atomic_load(&c->reconnect_timeout);
+    uint64_t seen = s->generation;
+    for (;;) {
+        uint64_t generation;
+        int err = sc__client_reconnect(c, seen, deadline, &generation);
+        if (err < 0)
+            return err;
+        cJSON *reply;
+        int fds[2], nfds = 2, conn_fd = -1;
+        err = sc__stream_call(c, &generation, &conn_fd, cJSON_Duplicate(s->open_request, 1), &reply, fds,
+                              &nfds);
+        if (!err) {
+            err = swap_in(s, reply, fds, conn_fd, generation);
+            cJSON_Delete(reply);
+            if (!err)
+                err = resume(s);
+        }
+        if (err != SC_EDISCONNECTED || sc__monotonic() >= deadline || generation == seen)
+            return err;
+        seen = generation;  /* that one went away too */
+    }
+}
+
+/* A call found the stream's daemon gone: reopen it with reconnect on (not a
+ * callback stream whose thread still owns it), else say so. */
+static int stream_lost(sc_stream *s)
+{
+    if (!reconnecting(s) || (s->callback && s->thread_started))
+        return sc__fail(SC_EDISCONNECTED, "soundcardd at %s went away", s->client->socket_path);
+    return reopen(s);
+}
+
+/* Before a call: is the stream's daemon still there? */
+static int stream_check(sc_stream *s)
+{
+    return connection_lost(s) ? stream_lost(s) : 0;
+}
+
+/* A control op that, with reconnect on, outlives a daemon going away just
+ * before it: the stream is reopened and the op sent to the new daemon. */
+static int control_again(sc_stream *s, const char *op)
+{
+    int err = sc__stream_control(s, op);
+    if (err == SC_EDISCONNECTED && reconnecting(s) && (err = stream_lost(s)) == 0)
+        err = sc__stream_control(s, op);
     return err;
 }
 
@@ -184,6 +341,11 @@ int sc_stream_start(sc_stream *s)
 {
     if (atomic_load(&s->active))
         return sc__fail(SC_EINVALSTATE, "stream %u is already running", s->id);
+    if (s->callback)
+        sc__callback_join(s);  /* a thread that ended itself (complete/abort/daemon gone) */
+    int err = stream_check(s);
+    if (err < 0)
+        return err;
     if (s->capture_ring) {
         /* Input captured while the stream was stopped is stale: a started
          * stream hears from now on. */
@@ -191,14 +353,12 @@ int sc_stream_start(sc_stream *s)
         ring_publish(&s->shm->capture.read_index, s->capture_read);
     }
     if (s->callback) {
-        sc__callback_join(s);  /* a thread that ended itself (complete/abort) */
         if (s->play_ring)
             pipeline_out_prime(s);
         if (s->capture_ring)
             pipeline_in_prime(s);
     }
-    int err = sc__stream_control(s, "stream.start");
-    if (err < 0)
+    if ((err = control_again(s, "stream.start")) < 0)
         return err;
     atomic_store(&s->active, true);
     if (s->callback && (err = sc__callback_start(s)) < 0) {
@@ -217,7 +377,11 @@ int sc__end_stream(sc_stream *s, bool drain)
             bool all_out = pipeline_out_pump(s) == 0 && pipeline_out_flush(s);
             if (all_out || !atomic_load(&s->active) || atomic_load(&s->quit))
                 break;
-            if (sc__wait_for_progress(s) < 0)
+            int err = sc__wait_for_progress(s);
+            /* A blocking stream drains on into the next daemon (reconnect on). */
+            if (err == SC_EDISCONNECTED && !s->callback)
+                err = stream_lost(s);
+            if (err < 0)
                 break;
         }
     }
@@ -231,8 +395,17 @@ int sc__end_stream(sc_stream *s, bool drain)
     return err;
 }
 
+/* With reconnect on, a daemon that is gone has stopped the stream as
+ * surely as stop, abort or close would: not an error for them. */
+static int gone_is_stopped(sc_stream *s, int err)
+{
+    return err == SC_EDISCONNECTED && reconnecting(s) ? 0 : err;
+}
+
 /* Stop (drain) or abort from the application.  A callback stream's thread
- * leaves first; if the callback itself ended the stream, all has happened. */
+ * leaves first; if the callback itself ended the stream, all has happened.
+ * A blocking stream drains into the daemon that is there now (with
+ * reconnect on, the next one if its own went away). */
 static int end_stream(sc_stream *s, bool drain)
 {
     if (s->callback && s->thread_started) {
@@ -242,7 +415,11 @@ static int end_stream(sc_stream *s, bool drain)
     } else if (s->callback && !atomic_load(&s->active)) {
         return 0;
     }
-    return sc__end_stream(s, drain);
+    int lost = drain && !s->callback && atomic_load(&s->active) ? stream_check(s) : 0;
+    if (lost < 0)
+        drain = false;  /* no daemon to drain into: stop here */
+    int err = gone_is_stopped(s, sc__end_stream(s, drain));
+    return lost < 0 ? lost : err;
 }
 
 int sc_stream_stop(sc_stream *s)
@@ -261,7 +438,7 @@ int sc_stream_close(sc_stream *s)
         return 0;
     if (atomic_load(&s->active) || s->thread_started)
         end_stream(s, false);
-    int err = sc__stream_control(s, "stream.close");
+    int err = gone_is_stopped(s, sc__stream_control(s, "stream.close"));
     stream_free(s);
     return err;
 }
@@ -275,21 +452,23 @@ long sc_stream_write_available(sc_stream *s)
 {
     if (!s->play_ring)
         return sc__fail(-EINVAL, "stream %u has no output", s->id);
-    return pipeline_out_room(s);
+    int err = stream_check(s);
+    return err < 0 ? err : pipeline_out_room(s);
 }
 
 long sc_stream_read_available(sc_stream *s)
 {
     if (!s->capture_ring)
         return sc__fail(-EINVAL, "stream %u has no input", s->id);
-    return pipeline_in_ready(s);
+    int err = stream_check(s);
+    return err < 0 ? err : pipeline_in_ready(s);
 }
 
 int sc__wait_for_progress(sc_stream *s)
 {
     struct pollfd p[2] = {
         { .fd = s->eventfd, .events = POLLIN },
-        { .fd = s->client->fd, .events = POLLRDHUP },
+        { .fd = s->conn_fd, .events = POLLRDHUP },
     };
     for (;;) {
         int n = poll(p, 2, -1);
@@ -321,6 +500,9 @@ long sc_stream_write(sc_stream *s, const void *buf, unsigned long frames)
         return sc__fail(-EINVAL, "stream %u has no output", s->id);
     if (s->callback)
         return sc__fail(SC_EINVALSTATE, "stream %u is a callback stream: its callback writes", s->id);
+    int err = stream_check(s);
+    if (err < 0)
+        return err;
     const char *app = buf;
     size_t frame_bytes = s->layout.output_channels * s->sample_bytes;
     unsigned long done = 0;
@@ -339,7 +521,8 @@ long sc_stream_write(sc_stream *s, const void *buf, unsigned long frames)
             continue;
         }
         if (pipeline_out_space(s) == 0 || done == frames) {
-            int err = sc__wait_for_progress(s);
+            if ((err = sc__wait_for_progress(s)) == SC_EDISCONNECTED)
+                err = stream_lost(s);  /* reconnect on: goes on into the new daemon */
             if (err < 0)
                 return err;
         }
@@ -352,6 +535,9 @@ long sc_stream_read(sc_stream *s, void *buf, unsigned long frames)
         return sc__fail(-EINVAL, "stream %u has no input", s->id);
     if (s->callback)
         return sc__fail(SC_EINVALSTATE, "stream %u is a callback stream: its callback reads", s->id);
+    int err = stream_check(s);
+    if (err < 0)
+        return err;
     char *app = buf;
     size_t frame_bytes = s->layout.input_channels * s->sample_bytes;
     unsigned long done = 0;
@@ -368,7 +554,8 @@ long sc_stream_read(sc_stream *s, void *buf, unsigned long frames)
             continue;
         }
         if (n == 0) {
-            int err = sc__wait_for_progress(s);
+            if ((err = sc__wait_for_progress(s)) == SC_EDISCONNECTED)
+                err = stream_lost(s);  /* reconnect on: goes on from the new daemon */
             if (err < 0)
                 return err;
         }
@@ -376,17 +563,10 @@ long sc_stream_read(sc_stream *s, void *buf, unsigned long frames)
     return (long)done;
 }
 
-static double monotonic_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 double sc_stream_time(sc_stream *s)
 {
     (void)s;
-    return monotonic_now();
+    return sc__monotonic();
 }
 
 /* The time info, from the daemon's timing record of the current period:
@@ -399,7 +579,7 @@ double sc_stream_time(sc_stream *s)
 void sc__time_info(sc_stream *s, sc_time_info *t)
 {
     struct shm_timing_snapshot snap;
-    t->current_time = monotonic_now();
+    t->current_time = sc__monotonic();
     t->input_adc_time = t->output_dac_time = 0;
     if (shm_timing_read(&s->shm->timing, &snap) < 0 || snap.period_time_ns == 0)
         return;
@@ -431,7 +611,9 @@ int sc_stream_latency(sc_stream *s, double *input, double *output)
         out = b.d;
     } else {
         sc_time_info t;
+        pthread_mutex_lock(&s->swap_lock);  /* a reopen may swap the mapping */
         sc__time_info(s, &t);
+        pthread_mutex_unlock(&s->swap_lock);
         sc__latency_from(s, &t, &in, &out);
     }
     if (input)
@@ -445,17 +627,19 @@ int sc_stream_set_gain(sc_stream *s, float gain)
 {
     if (!(gain >= 0.0f && gain <= 16.0f))
         return sc__fail(-EINVAL, "gain must be 0..16 (got %g)", gain);
-    cJSON *req = cJSON_CreateObject(), *reply;
-    cJSON_AddStringToObject(req, "op", "stream.set");
-    cJSON_AddNumberToObject(req, "stream", s->id);
-    cJSON_AddNumberToObject(req, "gain", gain);
-    int err = sc__call(s->client, req, &reply, NULL, NULL, NULL);
-    cJSON_Delete(reply);
+    s->gain = gain;  /* a reopen sets it again */
+    int err = stream_check(s);
+    if (err < 0)
+        return err;
+    err = control(s->client, s->generation, s->id, "stream.set", "gain", gain);
+    if (err == SC_EDISCONNECTED && reconnecting(s))
+        err = stream_lost(s);  /* the reopen applies the gain */
     return err;
 }
 
 int sc_stream_get_stats(sc_stream *s, sc_stream_stats *out)
 {
+    pthread_mutex_lock(&s->swap_lock);  /* a reopen may swap the mapping */
     struct shm_counters *c = &s->shm->counters;
     out->frames = atomic_load_explicit(&c->frames, memory_order_relaxed);
     out->underruns = atomic_load_explicit(&c->underruns, memory_order_relaxed);
@@ -464,6 +648,7 @@ int sc_stream_get_stats(sc_stream *s, sc_stream_stats *out)
     uint32_t bits = atomic_load_explicit(&c->peak_bits, memory_order_relaxed);
     memcpy(&out->peak, &bits, sizeof(out->peak));
     out->id = s->id;
+    pthread_mutex_unlock(&s->swap_lock);
     out->callback_realtime = s->callback ? (s->realtime ? 1 : 0) : -1;
     return 0;
 }

@@ -137,8 +137,51 @@ void sc_stream_params_init(sc_stream_params *p);
  * system instance does, else /run/soundcard/socket (the system instance). */
 const char *sc_default_socket_path(void);
 
+/* Connect to soundcardd.  With no daemon answering at the path it fails at
+ * once with SC_ENOSERVER (it does not wait for one); try again later. */
 int  sc_client_open(sc_client **out, const char *socket_path /* NULL: default */, const char *name);
 void sc_client_close(sc_client *c);   /* NULL is fine; close its streams first */
+
+/* Daemon restarts.  When soundcardd goes away (stopped, restarted or
+ * killed), a call that needs it fails with SC_EDISCONNECTED and
+ * sc_last_error() names the socket; a blocking sc_stream_read/write that
+ * waits in the library returns at once.  By default that is the end of the
+ * client: close its streams and the client, then sc_client_open again.
+ *
+ * Auto-reconnect (opt-in): sc_client_set_reconnect(c, T) with T > 0 seconds
+ * (0, the default, turns it off; a negative or non-finite T is -EINVAL), or
+ * SOUNDCARD_RECONNECT=T in the environment, read by sc_client_open, so that
+ * unmodified programs can turn it on (a value that is not a number >= 0 is
+ * ignored).  Then a call that finds the daemon gone waits up to T seconds
+ * for a daemon to answer at the same socket path (retrying every 25 ms),
+ * connects and says hello again (once per client, however many streams
+ * notice), reopens the stream with the parameters it was opened with, starts
+ * it again if it was running, and goes on:
+ *   - sc_stream_write/read (blocking mode) resume on the new daemon without
+ *     the application doing anything: the audio queued in the ring when the
+ *     daemon went away (up to the stream's latency) is lost, what the
+ *     library still held is played; a reader goes on with what the new
+ *     daemon captures.  sc_stream_stop drains into the new daemon.
+ *   - sc_stream_start, sc_stream_set_gain (the gain is applied again after
+ *     every reopen), sc_stream_read_available and
+ *     sc_stream_write_available reopen the stream first.
+ *   - sc_stream_abort and sc_stream_close do not wait for a daemon: a stream
+ *     whose daemon is gone is stopped already, and they return 0.
+ *   - sc_device_count, sc_get_device_info, sc_get_server_info and
+ *     sc_client_request reconnect and ask again once.
+ *   - A callback stream that is running when the daemon goes away ends with
+ *     an error: its `finished` runs; sc_stream_start starts it again on the
+ *     new daemon.
+ *   - The reopened stream is a new stream to the daemon: a new id, new
+ *     shared memory, and its counters (sc_stream_get_stats) start from 0.
+ *     A daemon that comes back at another card rate cannot take the stream:
+ *     the call fails with SC_EDISCONNECTED.
+ * When no daemon answers within T seconds the call fails with
+ * SC_EDISCONNECTED (sc_last_error() says so and names the socket); the next
+ * call tries again.  sc_client_open itself never waits: it still fails with
+ * SC_ENOSERVER while no daemon runs.  Thread-safe like the rest of the
+ * client: streams on different threads each reopen themselves. */
+int  sc_client_set_reconnect(sc_client *c, double timeout_seconds);
 /* Send one raw protocol request (a JSON object without "id"; the library adds
  * it) and return the reply line in *reply (malloc'ed, caller frees).  Returns
  * 0 for an ok reply, the SC_E… code of an error reply (the reply is still
