@@ -316,6 +316,13 @@ int server_init(struct server *s, const struct options *opts, int argc, char **a
             return -1;
     }
     uv_loop_init(&s->loop);
+    /* Before the socket exists: a SIGTERM from a client that connected
+     * early stops us cleanly (the file removed), not by default action. */
+    uv_signal_init(&s->loop, &s->sigterm);
+    uv_signal_init(&s->loop, &s->sigint);
+    s->sigterm.data = s->sigint.data = s;
+    uv_signal_start(&s->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&s->sigint, on_signal, SIGINT);
     uv_async_init(&s->loop, &s->engine_async, on_engine_notes);
     s->engine_async.data = s;
     s->engine_capacity = opts->limits.clients * opts->limits.streams_per_client;
@@ -339,11 +346,6 @@ int server_init(struct server *s, const struct options *opts, int argc, char **a
     uv_poll_init(&s->loop, &s->listen_poll, s->listen_fd);
     s->listen_poll.data = s;
     uv_poll_start(&s->listen_poll, UV_READABLE, on_listen_readable);
-    uv_signal_init(&s->loop, &s->sigterm);
-    uv_signal_init(&s->loop, &s->sigint);
-    s->sigterm.data = s->sigint.data = s;
-    uv_signal_start(&s->sigterm, on_signal, SIGTERM);
-    uv_signal_start(&s->sigint, on_signal, SIGINT);
 
     if (card_start(s, err, err_len) < 0)
         return -1;
