@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -354,6 +355,20 @@ int sc__client_reconnect(sc_client *c, uint64_t seen, double deadline, uint64_t 
     *generation = atomic_load(&c->generation);
     pthread_mutex_unlock(&c->lock);
     return err;
+}
+
+int sc__client_check(sc_client *c)
+{
+    double timeout = atomic_load(&c->reconnect_timeout);
+    if (timeout <= 0)
+        return 0;
+    pthread_mutex_lock(&c->lock);
+    struct pollfd p = { .fd = c->fd, .events = POLLRDHUP };
+    bool lost = c->broken || c->fd < 0 ||
+                (poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)));
+    uint64_t seen = atomic_load(&c->generation), now;
+    pthread_mutex_unlock(&c->lock);
+    return lost ? sc__client_reconnect(c, seen, sc__monotonic() + timeout, &now) : 0;
 }
 
 void sc_client_close(sc_client *c)

@@ -101,6 +101,9 @@ int sc__stream_call(sc_client *c, uint64_t *generation, int *conn_fd, cJSON *req
  * has moved past it already, connect and hello again, retrying until
  * `deadline` (CLOCK_MONOTONIC seconds).  *generation: the connection now. */
 int sc__client_reconnect(sc_client *c, uint64_t seen, double deadline, uint64_t *generation);
+/* client.c: with reconnect on, reconnect now if the connection is known
+ * lost (before an op whose request depends on the card: stream.open). */
+int sc__client_check(sc_client *c);
 double sc__monotonic(void);
 
 int sc__error_from_code(const char *code);

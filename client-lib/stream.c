@@ -121,8 +121,10 @@ static uint32_t latency_target(const sc_stream_params *p, uint32_t period, doubl
 int sc_stream_open(sc_client *c, const sc_stream_params *p, sc_stream **out)
 {
     *out = NULL;
-    int err = check_params(c, p);
+    int err = sc__client_check(c);
     if (err < 0)
+        return err;
+    if ((err = check_params(c, p)) < 0)
         return err;
     sc_stream *s = calloc(1, sizeof(*s));
     if (!s)

@@ -16,6 +16,11 @@
  *              (another frequency), the writers finish without an error and
  *              their tones (distinct frequencies) fill the new daemon's tap
  *              at their level, block after block.
+ *   client     in this process: sc_client_set_reconnect refuses bad values;
+ *              with reconnect on sc_get_server_info and sc_stream_open work
+ *              across a restart (off: SC_EDISCONNECTED); a daemon that does
+ *              not come back ends a blocked write after the timeout with
+ *              SC_EDISCONNECTED naming the socket; close is then 0.
  *   live       a second soundcardd on a served path exits non-zero with one
  *              line; the first keeps serving on the same socket file (inode).
  *   race       three daemons started at once on a stale path: exactly one
@@ -31,6 +36,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -539,6 +545,86 @@ static void test_reconnect(const char *what, bool via_env, const int *hz, int np
     check_shm_unchanged(what);
 }
 
+/* ---- in this process: client calls, the timeout ---- */
+
+static sc_stream *open_output(sc_client *c, const char *what)
+{
+    sc_stream_params p;
+    sc_stream_params_init(&p);
+    p.name = "restart-probe-out";
+    p.output_channels = 1;
+    sc_stream *s = NULL;
+    int err = sc_stream_open(c, &p, &s);
+    CHECK(err == 0, "%s: sc_stream_open: %d (%s)", what, err, sc_last_error());
+    return s;
+}
+
+/* Blocks of silence into s until a write fails or `timeout` passes; the
+ * failure, or 0. */
+static long write_until_error(sc_stream *s, double timeout, double *t_error)
+{
+    static float block[480];
+    double deadline = now_seconds() + timeout;
+    long n = 0;
+    while (now_seconds() < deadline && (n = sc_stream_write(s, block, 480)) == 480)
+        ;
+    *t_error = now_seconds();
+    return n < 0 ? n : 0;
+}
+
+static void test_client_calls(void)
+{
+    const char *what = "client";
+    printf("== %s: sc_client_set_reconnect's values, client calls across a restart, the timeout ==\n", what);
+    struct daemon d;
+    start_daemon_on_path(&d, OLD_CAPTURE_HZ);
+    sc_client *on, *off;
+    if (sc_client_open(&on, socket_path, "restart-on") < 0 || sc_client_open(&off, socket_path, "restart-off") < 0) {
+        CHECK(0, "%s: sc_client_open: %s", what, sc_last_error());
+        daemon_stop(&d, 20);
+        return;
+    }
+    CHECK(sc_client_set_reconnect(on, -1) == -EINVAL && sc_client_set_reconnect(on, 0.0 / 0.0) == -EINVAL &&
+              sc_client_set_reconnect(on, 1.0 / 0.0) == -EINVAL,
+          "%s: a negative, NaN or infinite timeout is -EINVAL", what);
+    CHECK(sc_client_set_reconnect(on, 10) == 0 && sc_client_set_reconnect(off, 0) == 0,
+          "%s: sc_client_set_reconnect 10 and 0", what);
+    double t_kill;
+    end_daemon(&d, SIGKILL, &t_kill);
+    start_daemon_on_path(&d, OLD_CAPTURE_HZ);
+
+    /* Questions are asked again on the new daemon; stream.open reconnects first. */
+    sc_server_info info;
+    int err = sc_get_server_info(on, &info);
+    CHECK(err == 0, "%s: sc_get_server_info with reconnect on, after a restart: %d (%s)", what, err, sc_last_error());
+    err = sc_get_server_info(off, &info);
+    CHECK(err == SC_EDISCONNECTED, "%s: sc_get_server_info with reconnect off, after a restart: %d, want "
+          "SC_EDISCONNECTED", what, err);
+    end_daemon(&d, SIGKILL, &t_kill);
+    start_daemon_on_path(&d, OLD_CAPTURE_HZ);
+    sc_stream *s = open_output(on, what);
+    CHECK(s && sc_stream_start(s) == 0, "%s: the stream opened after the restart starts: %s", what, sc_last_error());
+
+    /* A daemon that does not come back: the blocked write gives up after
+     * the timeout, naming the socket. */
+    CHECK(sc_client_set_reconnect(on, 0.5) == 0, "%s: sc_client_set_reconnect 0.5", what);
+    double t_error = 0;
+    end_daemon(&d, SIGKILL, &t_kill);
+    long werr = s ? write_until_error(s, 10, &t_error) : 0;
+    printf("info %s: with a 0.5 s timeout and no daemon, sc_stream_write failed %.3f s after the kill: %s\n",
+           what, t_error - t_kill, sc_last_error());
+    CHECK(werr == SC_EDISCONNECTED && t_error - t_kill >= 0.45 && t_error - t_kill < 0.5 + error_bound,
+          "%s: the write fails with SC_EDISCONNECTED (%ld) after the 0.5 s timeout (%.3f s)", what, werr,
+          t_error - t_kill);
+    CHECK(strstr(sc_last_error(), socket_path) != NULL, "%s: the message names the socket: %s", what,
+          sc_last_error());
+    CHECK(!s || sc_stream_close(s) == 0, "%s: sc_stream_close of a stream whose daemon is gone is 0 with reconnect "
+          "on: %s", what, sc_last_error());
+    sc_client_close(on);
+    sc_client_close(off);
+    unlink(socket_path);  /* SIGKILL left it */
+}
+
 /* ---- two daemons on one path ---- */
 
 /* soundcardd on our path with stderr to `err_path` (not waited for). */
@@ -592,6 +678,46 @@ static void make_stale_socket(void)
     close(fd);
 }
 
+/* Where a process that should have exited is stuck: each thread's name,
+ * kernel wait channel and kernel stack, before it is killed. */
+static void dump_stuck(pid_t pid)
+{
+    char path[320];
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    struct dirent **tasks;
+    int n = scandir(path, &tasks, NULL, alphasort);
+    for (int i = 0; i < n; i++) {
+        if (tasks[i]->d_name[0] != '.') {
+            char base[300];
+            snprintf(base, sizeof(base), "/proc/%d/task/%.32s/", (int)pid, tasks[i]->d_name);
+            const char *names[] = { "comm", "wchan", "syscall", "stack" };
+            for (int k = 0; k < 4; k++) {
+                snprintf(path, sizeof(path), "%s%s", base, names[k]);
+                fprintf(stderr, "  task %s %s: %s\n", tasks[i]->d_name, names[k], slurp(path));
+            }
+        }
+        free(tasks[i]);
+    }
+    if (n >= 0)
+        free(tasks);
+}
+
+/* SIGTERM, and its exit status within `timeout` s (-1, after a dump of
+ * where it is stuck and SIGKILL, when it did not exit). */
+static int terminate(pid_t pid, double timeout)
+{
+    int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    kill(pid, SIGTERM);
+    struct pollfd p = { .fd = pfd, .events = POLLIN };
+    if (pfd >= 0 && poll(&p, 1, (int)(timeout * 1000)) == 0) {
+        fprintf(stderr, "pid %d did not exit within %g s of SIGTERM:\n", (int)pid, timeout);
+        dump_stuck(pid);
+    }
+    if (pfd >= 0)
+        close(pfd);
+    return wait_child(pid, 0.1);
+}
+
 #define RACERS 3
 
 static void test_race(int rounds)
@@ -642,8 +768,9 @@ static void test_race(int rounds)
               what, alive >= 0 ? (int)pid[alive] : -1, peer);
         for (int i = 0; i < RACERS; i++) {
             if (status[i] < 0) {
-                kill(pid[i], SIGTERM);
-                CHECK(wait_child(pid[i], 20) == 0, "%s: the serving daemon stopped cleanly on SIGTERM", what);
+                int rc = terminate(pid[i], 20);
+                CHECK(rc == 0, "%s: the serving daemon stopped cleanly on SIGTERM (%d); it said:\n%s", what, rc,
+                      slurp(err_path[i]));
             }
             close(pidfd[i]);
         }
@@ -660,6 +787,7 @@ static void test_not_socket(void)
     const char *what = "not-socket";
     printf("== %s: a regular file where the socket goes ==\n", what);
     mkdir(run_dir, 0700);
+    unlink(socket_path);
     FILE *f = fopen(socket_path, "w");
     if (f)
         fclose(f);
@@ -670,6 +798,12 @@ static void test_not_socket(void)
     struct stat st;
     CHECK(stat(socket_path, &st) == 0 && S_ISREG(st.st_mode), "%s: the file is still there", what);
     unlink(socket_path);
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
 }
 
 /* Whether part `name` runs: all of them, or those named on the command line. */
@@ -707,11 +841,15 @@ int main(int argc, char **argv)
         test_reconnect("reconnect/env", true, (const int[]){ 1000 }, 1, soak ? 10 : 1);
         test_reconnect("reconnect/api", false, (const int[]){ 700, 1300 }, 2, soak ? 10 : 1);
     }
+    if (wanted(argc, argv, "client"))
+        test_client_calls();
     if (wanted(argc, argv, "live"))
         test_live();
     if (wanted(argc, argv, "race"))
         test_race(soak ? 100 : 10);
     if (wanted(argc, argv, "not-socket"))
         test_not_socket();
+    if (!harness_failures)  /* kept for a look when something failed */
+        nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
     return harness_finish("restart");
 }

@@ -167,7 +167,8 @@ void sc_client_close(sc_client *c);   /* NULL is fine; close its streams first *
  *     sc_stream_write_available reopen the stream first.
  *   - sc_stream_abort and sc_stream_close do not wait for a daemon: a stream
  *     whose daemon is gone is stopped already, and they return 0.
- *   - sc_device_count, sc_get_device_info, sc_get_server_info and
+ *   - sc_stream_open on a client whose connection is lost reconnects
+ *     first; sc_device_count, sc_get_device_info, sc_get_server_info and
  *     sc_client_request reconnect and ask again once.
  *   - A callback stream that is running when the daemon goes away ends with
  *     an error: its `finished` runs; sc_stream_start starts it again on the
