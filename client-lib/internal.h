@@ -49,8 +49,12 @@ struct sc_stream {
     uint64_t generation;
     int conn_fd;
     cJSON *open_request;                /* stream.open as sent: sent again by a reopen */
-    float gain;                         /* the last sc_stream_set_gain: applied again by a reopen */
-    pthread_mutex_t swap_lock;          /* a reopen swaps the mapping under it (get_stats reads it) */
+    _Atomic float gain;                 /* the last sc_stream_set_gain: applied again by a reopen */
+    /* A reopen swaps id, generation and mapping under it: calls that may
+     * come from another thread than the reader/writer (get_stats, latency,
+     * set_gain) read them under it.  The reopen itself happens only in the
+     * calls that move audio or start it, the thread that owns the stream. */
+    pthread_mutex_t swap_lock;
     struct shm_layout layout;
     struct shm_header *shm;
     int memfd, eventfd;

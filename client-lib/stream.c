@@ -131,7 +131,7 @@ int sc_stream_open(sc_client *c, const sc_stream_params *p, sc_stream **out)
         return sc__fail(-ENOMEM, "out of memory");
     s->client = c;
     s->memfd = s->eventfd = s->conn_fd = -1;
-    s->gain = 1.0f;
+    atomic_init(&s->gain, 1.0f);
     pthread_mutex_init(&s->swap_lock, NULL);
     s->format = p->format;
     s->sample_bytes = convert_sample_bytes(p->format);
@@ -234,7 +234,7 @@ static int swap_in(sc_stream *s, cJSON *reply, const int fds[2], int conn_fd, ui
     sc_stream fresh = { .client = s->client, .memfd = -1, .eventfd = -1, .conn_fd = conn_fd };
     int err = attach(&fresh, reply, fds);
     if (!err && s->client->rate != (uint32_t)s->card_rate)
-        err = sc__fail(SC_EDISCONNECTED, "soundcardd at %s came back at %u Hz; the stream runs at %g Hz",
+        err = sc__fail(SC_EUNSUPPORTED, "soundcardd at %s came back at %u Hz; the stream runs at %g Hz",
                        s->client->socket_path, s->client->rate, s->card_rate);
     if (!err && (fresh.layout.input_channels != s->layout.input_channels ||
                  fresh.layout.output_channels != s->layout.output_channels))
@@ -279,8 +279,9 @@ static int resume(sc_stream *s)
         pipeline_out_pump(s);
     if (atomic_load(&s->active))
         err = sc__stream_control(s, "stream.start");
-    if (!err && s->gain != 1.0f)
-        err = control(s->client, s->generation, s->id, "stream.set", "gain", s->gain);
+    float gain = atomic_load(&s->gain);
+    if (!err && gain != 1.0f)
+        err = control(s->client, s->generation, s->id, "stream.set", "gain", gain);
     return err;
 }
 
@@ -629,14 +630,16 @@ int sc_stream_set_gain(sc_stream *s, float gain)
 {
     if (!(gain >= 0.0f && gain <= 16.0f))
         return sc__fail(-EINVAL, "gain must be 0..16 (got %g)", gain);
-    s->gain = gain;  /* a reopen sets it again */
-    int err = stream_check(s);
-    if (err < 0)
-        return err;
-    err = control(s->client, s->generation, s->id, "stream.set", "gain", gain);
-    if (err == SC_EDISCONNECTED && reconnecting(s))
-        err = stream_lost(s);  /* the reopen applies the gain */
-    return err;
+    atomic_store(&s->gain, gain);  /* a reopen sets it again */
+    pthread_mutex_lock(&s->swap_lock);
+    uint64_t generation = s->generation;
+    uint32_t id = s->id;
+    pthread_mutex_unlock(&s->swap_lock);
+    int err = control(s->client, generation, id, "stream.set", "gain", gain);
+    /* A volume control may run on another thread than the stream's audio:
+     * it does not reopen the stream; with reconnect on, the reopen applies
+     * the gain. */
+    return err == SC_EDISCONNECTED && reconnecting(s) ? 0 : err;
 }
 
 int sc_stream_get_stats(sc_stream *s, sc_stream_stats *out)

@@ -18,9 +18,11 @@
  *              at their level, block after block.
  *   client     in this process: sc_client_set_reconnect refuses bad values;
  *              with reconnect on sc_get_server_info and sc_stream_open work
- *              across a restart (off: SC_EDISCONNECTED); a daemon that does
- *              not come back ends a blocked write after the timeout with
- *              SC_EDISCONNECTED naming the socket; close is then 0.
+ *              across a restart (off: SC_EDISCONNECTED); a gain set while
+ *              the daemon is gone reaches the new one; a callback stream
+ *              ends (finished runs) and starts again on the new daemon; a
+ *              daemon that does not come back ends a blocked write after the
+ *              timeout with SC_EDISCONNECTED naming the socket; close is 0.
  *   live       a second soundcardd on a served path exits non-zero with one
  *              line; the first keeps serving on the same socket file (inode).
  *   race       three daemons started at once on a stale path: exactly one
@@ -37,11 +39,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -547,15 +551,36 @@ static void test_reconnect(const char *what, bool via_env, const int *hz, int np
 
 /* ---- in this process: client calls, the timeout ---- */
 
-static sc_stream *open_output(sc_client *c, const char *what)
+static int silence(const void *input, void *output, unsigned long frames, const sc_time_info *time,
+                   unsigned status, void *userdata)
+{
+    (void)input, (void)output, (void)frames, (void)time, (void)status, (void)userdata;
+    return SC_CONTINUE;  /* the output starts zeroed */
+}
+
+static void finished(void *userdata)
+{
+    uint64_t one = 1;
+    (void)!write(*(int *)userdata, &one, sizeof(one));
+}
+
+/* A mono output stream named `name` (callback mode when finished_fd is not NULL). */
+static sc_stream *open_output(sc_client *c, const char *name, int *finished_fd, const char *what)
 {
     sc_stream_params p;
     sc_stream_params_init(&p);
-    p.name = "restart-probe-out";
+    p.name = name;
     p.output_channels = 1;
+    if (finished_fd) {
+        p.callback = silence;
+        p.finished = finished;
+        p.userdata = finished_fd;
+    }
     sc_stream *s = NULL;
     int err = sc_stream_open(c, &p, &s);
-    CHECK(err == 0, "%s: sc_stream_open: %d (%s)", what, err, sc_last_error());
+    CHECK(err == 0, "%s: sc_stream_open %s: %d (%s)", what, name, err, sc_last_error());
+    if (s && (err = sc_stream_start(s)) < 0)
+        CHECK(0, "%s: sc_stream_start %s: %d (%s)", what, name, err, sc_last_error());
     return s;
 }
 
@@ -572,10 +597,25 @@ static long write_until_error(sc_stream *s, double timeout, double *t_error)
     return n < 0 ? n : 0;
 }
 
+struct stream_check {
+    const char *name;
+    double gain;
+};
+
+/* The stream is there, running, at its gain. */
+static bool stream_running(cJSON *stats, void *ctx)
+{
+    struct stream_check *c = ctx;
+    cJSON *st = stats_find_stream(stats, c->name);
+    const char *state = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(st, "state"));
+    return state && strcmp(state, "running") == 0 && fabs(json_number(st, "gain") - c->gain) < 1e-3;
+}
+
 static void test_client_calls(void)
 {
     const char *what = "client";
-    printf("== %s: sc_client_set_reconnect's values, client calls across a restart, the timeout ==\n", what);
+    printf("== %s: sc_client_set_reconnect's values; client calls, the gain and a callback stream across a "
+           "restart; the timeout ==\n", what);
     struct daemon d;
     start_daemon_on_path(&d, OLD_CAPTURE_HZ);
     sc_client *on, *off;
@@ -602,8 +642,30 @@ static void test_client_calls(void)
           "SC_EDISCONNECTED", what, err);
     end_daemon(&d, SIGKILL, &t_kill);
     start_daemon_on_path(&d, OLD_CAPTURE_HZ);
-    sc_stream *s = open_output(on, what);
-    CHECK(s && sc_stream_start(s) == 0, "%s: the stream opened after the restart starts: %s", what, sc_last_error());
+    sc_stream *s = open_output(on, "restart-probe-out", NULL, what);
+    int done_fd = eventfd(0, EFD_CLOEXEC);
+    sc_stream *cb = open_output(on, "restart-probe-cb", &done_fd, what);
+
+    /* The gain set while the daemon is gone is 0 and reaches the new one;
+     * the callback stream ends (finished runs) and starts again there. */
+    end_daemon(&d, SIGKILL, &t_kill);
+    struct pollfd p = { .fd = done_fd, .events = POLLIN };
+    CHECK(poll(&p, 1, (int)(error_bound * 1000)) == 1, "%s: the callback stream's finished ran within %g s of the "
+          "kill", what, error_bound);
+    CHECK(s && sc_stream_set_gain(s, 0.5f) == 0, "%s: sc_stream_set_gain with the daemon gone: %s", what,
+          sc_last_error());
+    start_daemon_on_path(&d, OLD_CAPTURE_HZ);
+    static float block[480];
+    CHECK(s && sc_stream_write(s, block, 480) == 480, "%s: the write goes on after the restart: %s", what,
+          sc_last_error());
+    CHECK(wait_for_stats(socket_path, stream_running, &(struct stream_check){ "restart-probe-out", 0.5 }, 10),
+          "%s: the new daemon runs restart-probe-out at gain 0.5", what);
+    CHECK(cb && sc_stream_start(cb) == 0, "%s: sc_stream_start of the ended callback stream on the new daemon: %s",
+          what, sc_last_error());
+    CHECK(wait_for_stats(socket_path, stream_running, &(struct stream_check){ "restart-probe-cb", 1.0 }, 10),
+          "%s: the new daemon runs restart-probe-cb", what);
+    CHECK(!cb || sc_stream_close(cb) == 0, "%s: sc_stream_close of the callback stream: %s", what, sc_last_error());
+    close(done_fd);
 
     /* A daemon that does not come back: the blocked write gives up after
      * the timeout, naming the socket. */

@@ -162,11 +162,16 @@ void sc_client_close(sc_client *c);   /* NULL is fine; close its streams first *
  *     daemon went away (up to the stream's latency) is lost, what the
  *     library still held is played; a reader goes on with what the new
  *     daemon captures.  sc_stream_stop drains into the new daemon.
- *   - sc_stream_start, sc_stream_set_gain (the gain is applied again after
- *     every reopen), sc_stream_read_available and
+ *   - sc_stream_start, sc_stream_read_available and
  *     sc_stream_write_available reopen the stream first.
  *   - sc_stream_abort and sc_stream_close do not wait for a daemon: a stream
  *     whose daemon is gone is stopped already, and they return 0.
+ *     sc_stream_set_gain does not either (it may run on another thread): it
+ *     returns 0 and the reopen applies the gain, as after every reopen.
+ *     sc_stream_get_stats, sc_stream_latency and sc_stream_set_gain are safe
+ *     from another thread while one thread reads or writes the stream; a
+ *     stream is reopened by the thread that reads, writes, starts or stops
+ *     it.
  *   - sc_stream_open on a client whose connection is lost reconnects
  *     first; sc_device_count, sc_get_device_info, sc_get_server_info and
  *     sc_client_request reconnect and ask again once.
@@ -176,7 +181,7 @@ void sc_client_close(sc_client *c);   /* NULL is fine; close its streams first *
  *   - The reopened stream is a new stream to the daemon: a new id, new
  *     shared memory, and its counters (sc_stream_get_stats) start from 0.
  *     A daemon that comes back at another card rate cannot take the stream:
- *     the call fails with SC_EDISCONNECTED.
+ *     the call fails with SC_EUNSUPPORTED.
  * When no daemon answers within T seconds the call fails with
  * SC_EDISCONNECTED (sc_last_error() says so and names the socket); the next
  * call tries again.  sc_client_open itself never waits: it still fails with
