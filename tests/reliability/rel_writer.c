@@ -92,6 +92,29 @@ static void watch_reopen(struct worker *w, uint64_t *last_frames)
     *last_frames = st.frames;
 }
 
+/* After each transfer: false (the thread ends) when it failed, else watch
+ * for a reopen. */
+static bool transferred(struct worker *w, const char *call, long n, long want, uint64_t *frames)
+{
+    if (n != want) {
+        report_error(w, call, n);
+        return false;
+    }
+    watch_reopen(w, frames);
+    return true;
+}
+
+/* All moved: stop (a writer drains) and say so. */
+static void *finish(struct worker *w, long moved)
+{
+    int err = sc_stream_stop(w->stream);
+    if (err < 0)
+        report_error(w, "sc_stream_stop", err);
+    else
+        say("done %s frames=%ld", w->name, moved);
+    return NULL;
+}
+
 static void *play(void *arg)
 {
     struct worker *w = arg;
@@ -104,24 +127,15 @@ static void *play(void *arg)
             block[i] = (float)(amp * sin(2 * M_PI * phase));
             phase = fmod(phase + step, 1.0);
         }
-        long n = sc_stream_write(w->stream, block, PLAY_BLOCK);
-        if (n != PLAY_BLOCK) {
-            report_error(w, "sc_stream_write", n);
+        if (!transferred(w, "sc_stream_write", sc_stream_write(w->stream, block, PLAY_BLOCK), PLAY_BLOCK, &frames))
             return NULL;
-        }
-        written += n;
-        watch_reopen(w, &frames);
+        written += PLAY_BLOCK;
         if (written >= next_report) {
             say("played %s %.6f %.2f", w->name, now(), written / rate);
             next_report += (long)(rate / 2);
         }
     }
-    int err = sc_stream_stop(w->stream);
-    if (err < 0)
-        report_error(w, "sc_stream_stop", err);
-    else
-        say("done %s frames=%ld", w->name, written);
-    return NULL;
+    return finish(w, written);
 }
 
 /* Amplitude of hz in x (Goertzel through a Hann window: a sine of
@@ -147,13 +161,9 @@ static void *record(void *arg)
     long total = (long)(seconds * rate), got = 0;
     uint64_t frames = 0;
     while (got < total) {
-        long n = sc_stream_read(w->stream, block, READ_BLOCK);
-        if (n != READ_BLOCK) {
-            report_error(w, "sc_stream_read", n);
+        if (!transferred(w, "sc_stream_read", sc_stream_read(w->stream, block, READ_BLOCK), READ_BLOCK, &frames))
             return NULL;
-        }
-        got += n;
-        watch_reopen(w, &frames);
+        got += READ_BLOCK;
         char levels[256] = "";
         for (int i = 0; i < nlisten; i++) {
             size_t len = strlen(levels);
@@ -164,12 +174,7 @@ static void *record(void *arg)
         sc_stream_get_stats(w->stream, &st);
         say("heard %s %.6f id=%u%s", w->name, now(), st.id, levels);
     }
-    int err = sc_stream_stop(w->stream);
-    if (err < 0)
-        report_error(w, "sc_stream_stop", err);
-    else
-        say("done %s frames=%ld", w->name, got);
-    return NULL;
+    return finish(w, got);
 }
 
 int main(int argc, char **argv)
