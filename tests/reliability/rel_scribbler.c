@@ -2,6 +2,7 @@
  * shared memory, to show that it can hurt nobody but itself.
  *
  *   rel_scribbler --name N --layout duplex|mono [--seconds S] [--gain G] [--seed X]
+ *   rel_scribbler --name N --attack eventfd [--seconds S]
  *
  * Opens one stream through libsoundcard (duplex: 2 channels in and out;
  * mono: 1 channel out), primes and starts it, sets its gain (stream.set,
@@ -20,7 +21,13 @@
  * Prints "seal: ..." lines, then "N: stream ID rounds=R ..." and exits 0; 1
  * when a seal did not hold (named on stderr); 2 on a usage or setup error.
  * It never calls into the library while it scribbles, only to close at the
- * end. */
+ * end.
+ *
+ * --attack eventfd does no scribbling: it clears O_NONBLOCK on the stream's
+ * eventfd (the daemon's and the client's descriptors share one open file
+ * description, so its flags too) and saturates the counter (writes
+ * 0xfffffffffffffffe), then sleeps for S seconds without reading it.  A
+ * daemon that write()s that eventfd from its RT thread then blocks there. */
 #include <errno.h>
 #include <fcntl.h>
 #include <float.h>
@@ -229,6 +236,43 @@ static double now(void)
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* ---- the eventfd attack ---- */
+
+static int find_eventfd(void)
+{
+    char path[64], link[256];
+    for (int fd = 0; fd < 1024; fd++) {
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(path, link, sizeof(link) - 1);
+        if (n > 0 && (link[n] = '\0', strcmp(link, "anon_inode:[eventfd]") == 0))
+            return fd;
+    }
+    return -1;
+}
+
+static int saturate_eventfd(void)
+{
+    int fd = find_eventfd();
+    uint64_t max = 0xfffffffffffffffeull;
+    /* Saturate while still non-blocking (the daemon adds wakeups meanwhile:
+     * empty the counter and retry), then make the description blocking. */
+    bool saturated = false;
+    for (int tries = 0; fd >= 0 && !saturated && tries < 1000; tries++) {
+        uint64_t drained;
+        (void)!read(fd, &drained, sizeof(drained));
+        saturated = write(fd, &max, sizeof(max)) == sizeof(max);
+    }
+    int flags = saturated ? fcntl(fd, F_GETFL) : -1;
+    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
+        fprintf(stderr, "rel_scribbler: eventfd %d: cannot make it blocking and saturate it: %s\n", fd,
+                strerror(errno));
+        return 2;
+    }
+    printf("eventfd %d: O_NONBLOCK cleared, counter saturated\n", fd);
+    fflush(stdout);
+    return 0;
+}
+
 /* ---- setting up ---- */
 
 static int setup_error(const char *what, int err)
@@ -281,12 +325,12 @@ static int find_target(sc_stream *s, struct target *t)
 
 int main(int argc, char **argv)
 {
-    const char *name = NULL, *layout = "duplex";
+    const char *name = NULL, *layout = "duplex", *attack = NULL;
     double seconds = 5, gain = 1;
     static const struct option opts[] = {
         { "name", required_argument, 0, 'n' }, { "layout", required_argument, 0, 'l' },
         { "seconds", required_argument, 0, 's' }, { "gain", required_argument, 0, 'g' },
-        { "seed", required_argument, 0, 'r' }, { 0, 0, 0, 0 },
+        { "seed", required_argument, 0, 'r' }, { "attack", required_argument, 0, 'a' }, { 0, 0, 0, 0 },
     };
     for (int o; (o = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
         switch (o) {
@@ -295,12 +339,15 @@ int main(int argc, char **argv)
         case 's': seconds = atof(optarg); break;
         case 'g': gain = atof(optarg); break;
         case 'r': rng_state = strtoull(optarg, NULL, 0) | 1; break;
+        case 'a': attack = optarg; break;
         default: name = NULL; optind = argc + 1; break;
         }
     }
     bool duplex = strcmp(layout, "duplex") == 0;
-    if (!name || optind != argc || (!duplex && strcmp(layout, "mono") != 0) || !(seconds > 0)) {
-        fprintf(stderr, "usage: rel_scribbler --name N --layout duplex|mono [--seconds S] [--gain G] [--seed X]\n");
+    if (!name || optind != argc || (!duplex && strcmp(layout, "mono") != 0) || !(seconds > 0) ||
+        (attack && strcmp(attack, "eventfd") != 0)) {
+        fprintf(stderr, "usage: rel_scribbler --name N --layout duplex|mono [--seconds S] [--gain G] [--seed X]\n"
+                        "       rel_scribbler --name N --attack eventfd [--seconds S]\n");
         return 2;
     }
     sc_client *c;
@@ -311,6 +358,15 @@ int main(int argc, char **argv)
         return setup_error("connect", err);
     if ((err = open_stream(c, name, duplex, (float)gain, &s)) || (err = find_target(s, &t)))
         return err;
+    if (attack) {
+        if ((err = saturate_eventfd()))
+            return err;
+        struct timespec rest = { (time_t)seconds, (long)((seconds - (time_t)seconds) * 1e9) };
+        nanosleep(&rest, NULL);
+        sc_stream_close(s);
+        sc_client_close(c);
+        return 0;
+    }
     check_seals(&t);
     fflush(stdout);
 

@@ -18,7 +18,15 @@
  *     tones are in every 50 ms of the tap once the scribblers are gone;
  *   - afterwards the daemon's descriptors and stream memfd mappings are back;
  *   - the whole tap, read with libsndfile, holds no NaN or Inf and no sample
- *     beyond [-1, 1]. */
+ *     beyond [-1, 1].
+ *
+ * With SC_SCRIBBLE_EVENTFD=1 it then also runs `rel_scribbler --attack
+ * eventfd`: the client clears O_NONBLOCK on its stream's eventfd (one open
+ * file description shared with the daemon) and saturates the counter, so a
+ * write() of the daemon's RT thread to it blocks.  Checked: a `soundcard
+ * status` still answers within 5 s and the victims keep 0 underruns.  Not
+ * run by default: today the RT thread blocks there and soundcardd hangs
+ * (reported; the fix changes the wakeup descriptor, outside these files). */
 #include <math.h>
 #include <sndfile.h>
 #include <sys/wait.h>
@@ -188,6 +196,26 @@ static void check_scribbler(struct scribbler *s)
     VERIFY(s->clipped > 0, "%s: its scribbled samples reached the mix (clipped %.0f)", s->name, s->clipped);
 }
 
+/* The eventfd attack, probed from other processes with deadlines: if the
+ * daemon hangs, this fails instead of hanging too. */
+static void eventfd_attack(struct daemon *d, struct victim *v)
+{
+    const char *attack[] = { harness_bin("rel_scribbler"), "--name", "attacker", "--attack", "eventfd",
+                             "--seconds", "3", NULL };
+    const char *status[] = { harness_bin("soundcard"), "status", NULL };
+    char out[256];
+    snprintf(out, sizeof(out), "%s", daemon_path(d, "attacker"));
+    pid_t attacker = spawn_client(d, attack, out);
+    sleep_seconds(1.5);
+    int rc = wait_child(spawn_client(d, status, NULL), 5);
+    VERIFY(rc == 0, "eventfd attack: `soundcard status` answered within 5 s while a client held its eventfd "
+           "saturated and blocking (exit %d; -1: no answer, killed)", rc);
+    int arc = wait_child(attacker, 10);
+    VERIFY(arc == 0, "eventfd attack: the attacker closed its stream and left (exit %d): %s", arc, slurp(out));
+    if (rc == 0 && arc == 0)
+        victims_check(d, v, 2, "after the eventfd attack");
+}
+
 int main(void)
 {
     const double seconds = soak() ? 60 : 5;
@@ -213,6 +241,18 @@ int main(void)
     VERIFY(wait_resources(d.pid, fds0, maps0, 5), "the daemon's descriptors back to %d (%d), stream memfds mapped "
            "back to %d (%d)", fds0, proc_fd_count(d.pid), maps0, proc_stream_maps(d.pid));
     victims_check(&d, v, 2, "after the scribblers");
+    if (getenv("SC_SCRIBBLE_EVENTFD") && strcmp(getenv("SC_SCRIBBLE_EVENTFD"), "1") == 0) {
+        eventfd_attack(&d, v);
+        if (harness_failures) {   /* the daemon may hang: do not wait for it */
+            victims_stop(v, 2);
+            kill(d.pid, SIGKILL);
+            wait_child(d.pid, 5);
+            return harness_finish("reliability.scribble");
+        }
+    } else {
+        printf("note: the eventfd attack (rel_scribbler --attack eventfd) is not run: it hangs soundcardd today; "
+               "SC_SCRIBBLE_EVENTFD=1 runs it\n");
+    }
     double clean_from = card_seconds(&d);
     wait_card_seconds(&d, clean_from + 1, 10);
     double clean_to = card_seconds(&d);
