@@ -383,22 +383,42 @@ static bool is_json_space(char c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-enum msg_error_code msg_parse_request(const char *line, size_t len, struct msg_request *req,
+/* cJSON ends a string at U+0000: "stats\u0000x" would read as the op
+ * "stats" and a name would lose its tail unseen.  Returns NULL when the text
+ * has no \u0000 escape, else a malloc'ed copy in which each one is \u0001:
+ * a control character that every check rejects (a name, an op, an event
+ * set), in the same number of bytes.  *failed: out of memory. */
+static char *without_nul_escapes(const char *text, size_t len, bool *failed)
+{
+    char *copy = NULL;
+    bool in_string = false;
+    *failed = false;
+    for (size_t i = 0; i < len; i++) {
+        if (!in_string) {
+            in_string = text[i] == '"';
+        } else if (text[i] == '"') {
+            in_string = false;
+        } else if (text[i] == '\\') {
+            if (len - i >= 6 && memcmp(text + i + 1, "u0000", 5) == 0) {
+                if (!copy) {
+                    if (!(copy = malloc(len))) {
+                        *failed = true;
+                        return NULL;
+                    }
+                    memcpy(copy, text, len);
+                }
+                copy[i + 5] = '1';
+            }
+            i++; /* the escaped character cannot end the string */
+        }
+    }
+    return copy;
+}
+
+/* The JSON text of a line, its depth checked: parsed and validated. */
+static enum msg_error_code parse_text(const char *line, size_t len, struct msg_request *req,
                                       struct msg_error *err)
 {
-    memset(req, 0, sizeof *req);
-    req->id = -1;
-    err->code = MSG_OK;
-    err->message[0] = '\0';
-
-    if (len > MSG_MAX_LINE - 1)
-        return fail(err, MSG_ERR_LIMIT, "line longer than %u bytes", MSG_MAX_LINE - 1);
-    if (len == 0)
-        return fail(err, MSG_ERR_BAD_REQUEST, "empty line: a request is a JSON object");
-    /* Before cJSON: its parser recurses once per nesting level. */
-    if (!msg_depth_ok(line, len, MSG_MAX_DEPTH))
-        return fail(err, MSG_ERR_BAD_REQUEST, "JSON nested deeper than %d levels", MSG_MAX_DEPTH);
-
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(line, len, &end, false);
     if (!root) {
@@ -416,6 +436,30 @@ enum msg_error_code msg_parse_request(const char *line, size_t len, struct msg_r
     }
     enum msg_error_code code = check_request(root, req, err);
     cJSON_Delete(root);
+    return code;
+}
+
+enum msg_error_code msg_parse_request(const char *line, size_t len, struct msg_request *req,
+                                      struct msg_error *err)
+{
+    memset(req, 0, sizeof *req);
+    req->id = -1;
+    err->code = MSG_OK;
+    err->message[0] = '\0';
+
+    if (len > MSG_MAX_LINE - 1)
+        return fail(err, MSG_ERR_LIMIT, "line longer than %u bytes", MSG_MAX_LINE - 1);
+    if (len == 0)
+        return fail(err, MSG_ERR_BAD_REQUEST, "empty line: a request is a JSON object");
+    /* Before cJSON: its parser recurses once per nesting level. */
+    if (!msg_depth_ok(line, len, MSG_MAX_DEPTH))
+        return fail(err, MSG_ERR_BAD_REQUEST, "JSON nested deeper than %d levels", MSG_MAX_DEPTH);
+    bool no_memory;
+    char *patched = without_nul_escapes(line, len, &no_memory);
+    if (no_memory)
+        return fail(err, MSG_ERR_INTERNAL, "out of memory");
+    enum msg_error_code code = parse_text(patched ? patched : line, len, req, err);
+    free(patched);
     return code;
 }
 
