@@ -213,8 +213,24 @@ struct victim {
     char out[256];   /* its stdout: the counters it prints at SIGTERM */
 };
 
-/* Start rel_client `mode` (tone, callback) as each victim, blocksize 256,
- * latency 20 ms, and wait until all of them run. */
+/* The victims' latency: 20 ms, 50 ms under AddressSanitizer (it slows the
+ * client's own side; the property checked, 0 underruns, stays). */
+static inline const char *victim_latency(void)
+{
+    static bool said;
+    if (!sanitized("address"))
+        return "0.02";
+    if (!said)
+        printf("note: AddressSanitizer build (SC_SANITIZED=%s): the victims run at latency 50 ms instead of 20 ms\n",
+               getenv("SC_SANITIZED"));
+    said = true;
+    return "0.05";
+}
+
+/* Start rel_client `mode` as each victim, blocksize 256, and wait until all
+ * of them run.  The tests use callback mode: its thread runs SCHED_FIFO when
+ * the system allows it (stats say "callback":"realtime"), so an underrun is
+ * the daemon's doing, not the load other programs put on the machine. */
 static inline void victims_start(struct daemon *d, struct victim *v, int n, const char *mode)
 {
     const char *names[9] = { NULL };
@@ -223,7 +239,7 @@ static inline void victims_start(struct daemon *d, struct victim *v, int n, cons
         snprintf(freq, sizeof(freq), "%g", v[i].hz);
         snprintf(v[i].out, sizeof(v[i].out), "%s", daemon_path(d, v[i].name));
         const char *argv[] = { harness_bin("rel_client"), mode, "--name", v[i].name, "--freq", freq,
-                               "--amp", "0.1", "--latency", "0.02", "--blocksize", "256", NULL };
+                               "--amp", "0.1", "--latency", victim_latency(), "--blocksize", "256", NULL };
         v[i].pid = spawn_client(d, argv, v[i].out);
         names[i] = v[i].name;
     }
@@ -232,6 +248,9 @@ static inline void victims_start(struct daemon *d, struct victim *v, int n, cons
                 slurp(d->log_path));
         exit(1);
     }
+    /* A callback stream starts with its latency's worth of primed silence:
+     * from a quarter second of card time on, their tones are in the tap. */
+    wait_card_seconds(d, card_seconds(d) + 0.25, 10);
 }
 
 /* Every victim is in stats with 0 underruns; prints their counters. */
@@ -241,9 +260,9 @@ static inline void victims_check(struct daemon *d, struct victim *v, int n, cons
     for (int i = 0; i < n; i++) {
         cJSON *st = stats_find_stream(stats, v[i].name);
         VERIFY(st && json_number(st, "underruns") == 0 && stream_running(stats, v[i].name),
-               "%s: victim %s runs with 0 underruns (%s, frames %.0f, underruns %.0f)", when, v[i].name,
-               st ? json_string(st, "state") : "missing from stats", json_number(st, "frames"),
-               json_number(st, "underruns"));
+               "%s: victim %s runs with 0 underruns (%s, frames %.0f, underruns %.0f, callback thread %s)", when,
+               v[i].name, st ? json_string(st, "state") : "missing from stats", json_number(st, "frames"),
+               json_number(st, "underruns"), json_string(st, "callback"));
     }
     cJSON_Delete(stats);
 }

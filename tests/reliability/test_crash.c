@@ -1,8 +1,8 @@
 /* Crashing clients: a client killed with SIGKILL in the middle of its
  * stream takes nothing with it.
  *
- * soundcardd --tap; two victims (rel_client tone: blocking writes, blocksize
- * 256, latency 20 ms, 440 and 660 Hz) play throughout.  Then, cycle after
+ * soundcardd --tap; two victims (rel_client callback, blocksize 256, latency
+ * 20 ms, 440 and 660 Hz) play throughout.  Then, cycle after
  * cycle, a doomed rel_client starts in one of four modes (a blocking-mode
  * playback stream, a blocking-mode capture stream, a callback stream, or
  * three streams at once: playback, capture and full duplex), runs, and is
@@ -69,7 +69,7 @@ int main(void)
     struct daemon d;
     daemon_start(&d, (const char *const[]){ "--tap", "@/tap.wav", NULL }, 10);
     struct victim v[2] = { { .name = "victim-1", .hz = 440 }, { .name = "victim-2", .hz = 660 } };
-    victims_start(&d, v, 2, "tone");
+    victims_start(&d, v, 2, "callback");
     const int fds0 = settled_fd_count(d.pid), maps0 = proc_stream_maps(d.pid);
     printf("info daemon pid %d: %d descriptors, %d stream memfds mapped, VmRSS %ld KiB with the victims\n",
            (int)d.pid, fds0, maps0, proc_rss_kib(d.pid));

@@ -1,8 +1,8 @@
 /* Scribbled shared memory: a client that writes garbage over its stream's
  * memfd hurts nobody but itself.
  *
- * soundcardd --tap; two victims (rel_client tone, blocking, blocksize 256,
- * latency 20 ms, 440 and 660 Hz) play throughout.  Two rel_scribbler
+ * soundcardd --tap; two victims (rel_client callback, blocksize 256, latency
+ * 20 ms, 440 and 660 Hz) play throughout.  Two rel_scribbler
  * processes run at once for 5 s (SC_SOAK: 60 s): a full-duplex stereo stream
  * at gain 1 and a play-only mono stream at gain 16, each scribbling its header
  * and rings thousands of times (random bytes, hostile indices, NaN/Inf/huge
@@ -223,7 +223,7 @@ int main(void)
     struct daemon d;
     daemon_start(&d, (const char *const[]){ "--tap", "@/tap.wav", NULL }, 10);
     struct victim v[2] = { { .name = "victim-1", .hz = 440 }, { .name = "victim-2", .hz = 660 } };
-    victims_start(&d, v, 2, "tone");
+    victims_start(&d, v, 2, "callback");
     const int fds0 = settled_fd_count(d.pid), maps0 = proc_stream_maps(d.pid);
 
     struct scribbler s[SCRIBBLERS] = {

@@ -1,8 +1,8 @@
 /* Stalled clients: a client that stops reading its socket is cut off, one
  * that stops writing audio underruns alone; nobody else notices either.
  *
- * soundcardd --max-outbound-bytes 65536 --tap; two victims (rel_client tone,
- * blocking, blocksize 256, latency 20 ms, 440 and 660 Hz) play throughout.
+ * soundcardd --max-outbound-bytes 65536 --tap; two victims (rel_client
+ * callback, blocksize 256, latency 20 ms, 440 and 660 Hz) play throughout.
  *
  * (a) This process connects as "stalled", says hello, subscribes to every
  *     event and stops reading.  Two rel_client churn processes make events
@@ -10,7 +10,7 @@
  *     over).  Once the daemon has queued 64 KiB for "stalled" beyond what
  *     the socket holds, it cuts it off: the session leaves stats, the log
  *     says why, and reading the socket now gives what was sent, then EOF.
- * (b) A third tone client ("staller", 1000 Hz) is SIGSTOPped: its underrun
+ * (b) A third callback client ("staller", 1000 Hz) is SIGSTOPped: its underrun
  *     counter rises.  After SIGCONT it plays again: a second of its frames
  *     without one more underrun, and its tone back in the tap.
  * Throughout, both victims run with 0 underruns and their tones are in every
@@ -146,7 +146,7 @@ static double stream_number(struct daemon *d, const char *name, const char *key)
 /* Returns the card time from which the staller plays steadily again. */
 static double stall_writer(struct daemon *d, struct victim *v, struct victim *staller, double stop_seconds)
 {
-    victims_start(d, staller, 1, "tone");
+    victims_start(d, staller, 1, "callback");
     kill(staller->pid, SIGSTOP);
     /* The card runs 48000 / 256 periods a second: each one it has nothing of
      * the stopped client's is an underrun. */
@@ -182,7 +182,7 @@ int main(void)
     daemon_start(&d, (const char *const[]){ "--max-outbound-bytes", OUTBOUND_LIMIT, "--tap", "@/tap.wav", NULL }, 10);
     struct victim v[3] = { { .name = "victim-1", .hz = 440 }, { .name = "victim-2", .hz = 660 },
                            { .name = "staller", .hz = 1000 } };
-    victims_start(&d, v, 2, "tone");
+    victims_start(&d, v, 2, "callback");
     double tap_from = card_seconds(&d);
 
     for (int round = 0; round < rounds; round++)
