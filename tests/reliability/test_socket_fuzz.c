@@ -230,9 +230,11 @@ int main(void)
            "answered in %.3f s (limit %g s)", probes, failed_probes, slowest, probe_timeout);
 
     /* Every fuzzer: every line got its reply; together they ran everything. */
-    static const char *const counted[] = {"chat", "streams", "oversize", "nohello", "raw", "half", "lines",
-                                          "replies", "events", "opened", "cut", "hello_timeouts"};
-    enum { N_COUNTED = sizeof(counted) / sizeof(counted[0]) };
+    enum { CHAT, STREAMS, OVERSIZE, NOHELLO, RAW, HALF, LINES, REPLIES, EVENTS, OPENED, CUT, HELLO_TIMEOUTS,
+           N_COUNTED };
+    static const char *const counted[N_COUNTED] = {"chat", "streams", "oversize", "nohello", "raw", "half",
+                                                   "lines", "replies", "events", "opened", "cut",
+                                                   "hello_timeouts"};
     long sum[N_COUNTED] = {0};
     int fuzzer_failures = 0;
     for (int i = 0; i < fuzzers; i++) {
@@ -249,11 +251,12 @@ int main(void)
         printf(" %s=%ld", counted[k], sum[k]);
     printf("\n");
     VERIFY(fuzzer_failures == 0, "%d fuzzers sent %ld lines; every line got the reply it must get (%d "
-           "fuzzers found otherwise: their errors are above)", fuzzers, sum[6], fuzzer_failures);
-    VERIFY(sum[6] >= 1000L * fuzzers, "the fuzzers sent thousands of lines each (%ld in all)", sum[6]);
-    VERIFY(sum[0] && sum[1] && sum[2] && sum[3] && sum[4] && sum[5] && sum[9] && sum[10] && sum[11],
+           "fuzzers found otherwise: their errors are above)", fuzzers, sum[LINES], fuzzer_failures);
+    VERIFY(sum[LINES] >= 1000L * fuzzers, "the fuzzers sent thousands of lines each (%ld in all)", sum[LINES]);
+    VERIFY(sum[CHAT] && sum[STREAMS] && sum[OVERSIZE] && sum[NOHELLO] && sum[RAW] && sum[HALF] && sum[OPENED] &&
+               sum[CUT] && sum[HELLO_TIMEOUTS],
            "every kind of episode ran, streams were opened, lines over 64 KiB were cut off (%ld) and "
-           "silent clients timed out (%ld)", sum[10], sum[11]);
+           "silent clients timed out (%ld)", sum[CUT], sum[HELLO_TIMEOUTS]);
 
     /* Everything they held is given back; the victims never noticed. */
     victims_check(&d, v, 2, "after the fuzzing");
