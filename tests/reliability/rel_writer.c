@@ -4,13 +4,15 @@
  * while its daemon is killed and restarted.  The socket is $SOUNDCARD_SOCKET.
  *
  *   rel_writer [--play HZ]... [--record] [--listen HZ]... [--seconds S]
- *              [--amp A] [--reconnect T] [--name PREFIX]
+ *              [--amp A] [--latency S] [--reconnect T] [--name PREFIX]
  *
  *   --play HZ     a mono playback stream "PREFIX-HZ" writing a sine of
  *                 amplitude A (default 0.2) in 10 ms blocks
  *   --record      a mono capture stream "PREFIX-rec" reading 100 ms blocks
  *                 and measuring each --listen frequency in them
  *   --seconds S   audio each stream moves before it stops (default 4)
+ *   --latency S   each stream's latency (default 0.2: room for a loaded
+ *                 machine; the tests are about restarts, not latency)
  *   --reconnect T sc_client_set_reconnect(T) after sc_client_open
  *                 (SOUNDCARD_RECONNECT works as for any program)
  *
@@ -48,7 +50,7 @@ struct worker {
     bool failed;
 };
 
-static double seconds = 4, amp = 0.2, rate;
+static double seconds = 4, amp = 0.2, latency = 0.2, rate;
 static double listen_hz[MAX_LISTEN];
 static int nlisten;
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -183,7 +185,8 @@ int main(int argc, char **argv)
         { "play", required_argument, 0, 'p' },    { "record", no_argument, 0, 'r' },
         { "listen", required_argument, 0, 'l' },  { "seconds", required_argument, 0, 's' },
         { "amp", required_argument, 0, 'a' },     { "reconnect", required_argument, 0, 'R' },
-        { "name", required_argument, 0, 'n' },    { 0, 0, 0, 0 },
+        { "name", required_argument, 0, 'n' },    { "latency", required_argument, 0, 'L' },
+        { 0, 0, 0, 0 },
     };
     static struct worker workers[MAX_STREAMS];
     int nworkers = 0;
@@ -215,9 +218,12 @@ int main(int argc, char **argv)
         case 'n':
             prefix = optarg;
             break;
+        case 'L':
+            latency = atof(optarg);
+            break;
         default:
             fprintf(stderr, "usage: rel_writer [--play HZ]... [--record] [--listen HZ]... [--seconds S] "
-                            "[--amp A] [--reconnect T] [--name PREFIX]\n");
+                            "[--amp A] [--latency S] [--reconnect T] [--name PREFIX]\n");
             return 2;
         }
     }
@@ -248,7 +254,7 @@ int main(int argc, char **argv)
         p.name = w->name;
         p.output_channels = w->hz > 0;
         p.input_channels = w->hz == 0;
-        p.latency = 0.05;
+        p.latency = latency;
         if ((err = sc_stream_open(c, &p, &w->stream)) < 0 || (err = sc_stream_start(w->stream)) < 0) {
             say("error %s %.6f %d open/start: %s", w->name, now(), err, sc_last_error());
             return 2;
