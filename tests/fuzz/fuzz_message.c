@@ -10,7 +10,8 @@
  *
  * Every line is then handled as session.c handles it: the depth check and
  * msg_parse_request (from an exact-size heap copy, so a read past the line
- * shows under ASan, and in place in the framer, which must agree), then the
+ * shows under ASan -- inside cJSON only when it is compiled in, see
+ * README.md -- and in place in the framer, which must agree), then the
  * reply built with msg_reply_ok or msg_reply_error.  The reply must be one
  * compact JSON line with the right id, ok and error code.  A request that
  * validates must hold only values inside PROTOCOL.md's ranges, and written
