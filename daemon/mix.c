@@ -2,9 +2,17 @@
 
 #include <math.h>
 
+/* What a client's ring holds is hostile: NaN and Inf become silence, and
+ * finite samples are bounded so that gain (up to 16) times a sample, a peak
+ * and a sum of many streams stay finite.  2^20 is far beyond any real
+ * signal (the mix is clipped to [-1, 1] anyway). */
+#define SAMPLE_BOUND 1048576.0f
+
 static inline float finite_or_zero(float x)
 {
-    return isfinite(x) ? x : 0.0f;
+    if (!isfinite(x))
+        return 0.0f;
+    return x > SAMPLE_BOUND ? SAMPLE_BOUND : x < -SAMPLE_BOUND ? -SAMPLE_BOUND : x;
 }
 
 float mix_add(float *dst, uint32_t dst_channels, const float *src, uint32_t src_channels,

@@ -165,7 +165,8 @@ static void test_mix_then_clip_stays_finite(void)
     const float neg[2] = { -FLT_MAX, -3e38f };
     float card[4] = { 0 };
     uint64_t clipped = 0;
-    mix_add(card, 2, pos, 2, 1, 16.0f, &clipped);  /* one stream, gain 16 */
+    float peak = mix_add(card, 2, pos, 2, 1, 16.0f, &clipped);  /* one stream, gain 16 */
+    CHECK(isfinite(peak));  /* stats and the shm peak are numbers, never Inf */
     mix_add(card, 2, neg, 2, 1, 16.0f, &clipped);  /* another stream, gain 16 */
     mix_add(card + 2, 2, pos, 2, 1, 1.0f, &clipped);
     mix_add(card + 2, 2, pos, 2, 1, 1.0f, &clipped);  /* sum overflows to +inf */
