@@ -112,6 +112,32 @@ void session_reply_ok(struct session *s, int64_t id, cJSON *fields)
     session_send(s, msg_reply_ok(id, fields), NULL, 0);
 }
 
+/* Clients that send garbage in a loop must not flood the log (the journal,
+ * a file) with one line per bad request: at most ERROR_LOGS_PER_SECOND error
+ * replies are logged each second, all clients together.  The rest are
+ * counted, and the count goes out with the next one logged.  The loop
+ * thread alone calls this. */
+#define ERROR_LOGS_PER_SECOND 50
+
+static bool error_log_allowed(struct server *server, unsigned *not_logged)
+{
+    static uint64_t window_start;
+    static unsigned logged, skipped;
+    uint64_t now = uv_now(&server->loop);
+    if (now - window_start >= 1000) {
+        window_start = now;
+        logged = 0;
+    }
+    if (logged >= ERROR_LOGS_PER_SECOND) {
+        skipped++;
+        return false;
+    }
+    logged++;
+    *not_logged = skipped;
+    skipped = 0;
+    return true;
+}
+
 void session_reply_error(struct session *s, int64_t id, enum msg_error_code code, const char *fmt, ...)
 {
     char message[256];
@@ -119,7 +145,13 @@ void session_reply_error(struct session *s, int64_t id, enum msg_error_code code
     va_start(ap, fmt);
     vsnprintf(message, sizeof(message), fmt, ap);
     va_end(ap);
-    log_info("client %u (%s): %s: %s", s->id, s->name, msg_error_code_name(code), message);
+    unsigned not_logged;
+    if (error_log_allowed(s->server, &not_logged)) {
+        if (not_logged)
+            log_info("%u error replies not logged (more than %d a second)", not_logged,
+                     ERROR_LOGS_PER_SECOND);
+        log_info("client %u (%s): %s: %s", s->id, s->name, msg_error_code_name(code), message);
+    }
     session_send(s, msg_reply_error(id, code, message), NULL, 0);
 }
 

@@ -23,7 +23,9 @@
  *     daemon's open descriptors and stream memfd mappings are back to the
  *     counts before the fuzzers (within 5 s);
  *   - server.info is answered; the daemon stops cleanly (exit 0; under ASan
- *     LeakSanitizer has checked it at exit).
+ *     LeakSanitizer has checked it at exit);
+ *   - its log holds at most 50 error replies a second of its life, and says
+ *     how many it did not log: a flood of bad lines does not flood the log.
  *
  * Seed: SC_FUZZ_SEED, else the clock; printed first.  rel_fuzzer i runs
  * seed + i, so a failing fuzzer's lines can be replayed.  Under a sanitizer
@@ -43,6 +45,7 @@
 #define FUZZERS 24
 #define SOAK_FUZZERS 32
 #define HELLO_TIMEOUT_MS "2000"
+#define ERROR_LOGS_PER_SECOND 50  /* daemon/session.c */
 
 struct probe_result {
     bool ok;
@@ -141,6 +144,30 @@ static long summary_number(const char *summary, const char *key)
     return at ? atol(at + strlen(pattern)) : 0;
 }
 
+/* Lines of the daemon's log that record an error reply ("client N (NAME):
+ * CODE: message"), and lines that say how many were not logged. */
+static void count_error_logs(const char *path, long *logged, long *summaries)
+{
+    static const char *const codes[] = {"bad_request", "unsupported_version", "unknown_op", "not_found",
+                                        "invalid_state", "limit", "denied", "backend", "internal"};
+    FILE *f = fopen(path, "r");
+    char line[4096];
+    *logged = *summaries = 0;
+    while (f && fgets(line, sizeof(line), f)) {
+        *summaries += strstr(line, " error replies not logged ") != NULL;
+        const char *after = strstr(line, "): ");
+        for (size_t i = 0; after && i < sizeof(codes) / sizeof(codes[0]); i++) {
+            size_t n = strlen(codes[i]);
+            if (strncmp(after + 3, codes[i], n) == 0 && after[3 + n] == ':') {
+                ++*logged;
+                break;
+            }
+        }
+    }
+    if (f)
+        fclose(f);
+}
+
 /* No client but the victims' and the stats probe, no stream but theirs. */
 static bool only_victims(cJSON *stats, void *ctx)
 {
@@ -170,6 +197,7 @@ int main(void)
     fflush(stdout);
 
     struct daemon d;
+    double started = now_seconds();
     daemon_start(&d, (const char *const[]){"--hello-timeout-ms", HELLO_TIMEOUT_MS, NULL}, 10);
     struct victim v[2] = {{.name = "victim-tone", .hz = 440}, {.name = "victim-callback", .hz = 660}};
     victims_start(&d, &v[1], 1, "callback");
@@ -269,6 +297,12 @@ int main(void)
     VERIFY(last.ok, "after the fuzzing, hello + server.info answered (%s)", last.ok ? "ok" : last.why);
     victims_stop(v, 2);
     VERIFY(daemon_stop(&d, 10) == 0, "soundcardd stops cleanly (exit 0)");
+    long logged, summaries;
+    count_error_logs(d.log_path, &logged, &summaries);
+    double lived = now_seconds() - started;
+    VERIFY(logged <= ERROR_LOGS_PER_SECOND * ((long)lived + 1) && summaries > 0,
+           "the log holds %ld error replies (of %ld replies) in %.1f s (at most %d a second) and %ld lines "
+           "counting those not logged", logged, sum[REPLIES], lived, ERROR_LOGS_PER_SECOND, summaries);
     if (harness_failures == 0)
         remove_temp_dir(d.dir);
     else
