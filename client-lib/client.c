@@ -389,13 +389,11 @@ static int client_call(sc_client *c, cJSON *request, cJSON **reply, char **raw)
 {
     double timeout = atomic_load(&c->reconnect_timeout);
     uint64_t seen = atomic_load(&c->generation), now;
-    cJSON *again = timeout > 0 ? cJSON_Duplicate(request, 1) : NULL;
+    cJSON *again = timeout > 0 ? cJSON_Duplicate(request, 1) : NULL;  /* before sc__call adds its id */
     int err = sc__call(c, request, reply, NULL, NULL, raw);
     if (err == SC_EDISCONNECTED && again &&
-        sc__client_reconnect(c, seen, sc__monotonic() + timeout, &now) == 0) {
-        cJSON_DeleteItemFromObjectCaseSensitive(again, "id");
+        sc__client_reconnect(c, seen, sc__monotonic() + timeout, &now) == 0)
         return sc__call(c, again, reply, NULL, NULL, raw);
-    }
     cJSON_Delete(again);
     return err;
 }
