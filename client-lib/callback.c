@@ -1,4 +1,4 @@
-/* Callback mode: one thread per stream, woken by the stream's eventfd, that
+/* Callback mode: one thread per stream, woken by the stream's wake-up pipe, that
  * calls the application's callback with exactly `blocksize` frames whenever
  * a block of input has arrived and/or a block of output fits, so the ring
  * never holds more than the stream's latency budget. */
@@ -161,9 +161,10 @@ enum stream_end sc__callback_join(sc_stream *s)
     if (!s->thread_started)
         return STREAM_END_NONE;
     atomic_store(&s->quit, true);
-    uint64_t one = 1;  /* wake it if it sleeps on the eventfd */
-    (void)!write(s->eventfd, &one, sizeof(one));
+    uint64_t one = 1, drained;  /* wake it if it sleeps in sc__wait_for_progress */
+    (void)!write(s->quit_fd, &one, sizeof(one));
     pthread_join(s->thread, NULL);
+    (void)!read(s->quit_fd, &drained, sizeof(drained));  /* a later wait must sleep again */
     s->thread_started = false;
     return s->ended;
 }

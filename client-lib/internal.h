@@ -57,7 +57,9 @@ struct sc_stream {
     pthread_mutex_t swap_lock;
     struct shm_layout layout;
     struct shm_header *shm;
-    int memfd, eventfd;
+    int memfd;
+    int wake_fd;                        /* the daemon's wake-up pipe, read end */
+    int quit_fd;                        /* an eventfd of our own: wakes our callback thread to leave */
     float *play_ring, *capture_ring;
     uint32_t play_write, capture_read;  /* our own ring indices: the truth */
     uint32_t play_target;               /* card frames of playback we keep queued */

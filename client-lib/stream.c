@@ -1,7 +1,7 @@
 /* Streams: opening (the latency budget, the wake threshold, the shm
  * mapping), control, the blocking read/write mode and the clock.  The
  * library keeps its own ring index as the truth and publishes it; it waits on
- * the stream's eventfd, which the daemon writes every wake_frames frames of
+ * the stream's wake-up pipe, which the daemon writes every wake_frames frames of
  * progress, and watches the socket so a dead daemon ends a wait with an error
  * instead of a hang.  With reconnect on (sc_client_set_reconnect), a stream
  * whose daemon went away is opened again on the next one (reopen below).
@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -56,7 +57,7 @@ static int attach(sc_stream *s, cJSON *reply, const int fds[2])
     double id = number(reply, "stream"), cap = number(shm, "capacity");
     double in = number(shm, "input_channels"), out = number(shm, "output_channels");
     s->memfd = fds[0];
-    s->eventfd = fds[1];
+    s->wake_fd = fds[1];
     if (id < 0 || cap <= 0 || in < 0 || out < 0 ||
         shm_layout_compute(&s->layout, s->client->rate, s->client->period, (uint32_t)cap,
                            (uint32_t)in, (uint32_t)out) < 0 ||
@@ -80,17 +81,19 @@ static void detach(sc_stream *s)
     s->shm = NULL;
     if (s->memfd >= 0)
         close(s->memfd);
-    if (s->eventfd >= 0)
-        close(s->eventfd);
+    if (s->wake_fd >= 0)
+        close(s->wake_fd);
     if (s->conn_fd >= 0)
         close(s->conn_fd);
-    s->memfd = s->eventfd = s->conn_fd = -1;
+    s->memfd = s->wake_fd = s->conn_fd = -1;
 }
 
 static void stream_free(sc_stream *s)
 {
     pipeline_free(s);
     detach(s);
+    if (s->quit_fd >= 0)
+        close(s->quit_fd);
     cJSON_Delete(s->open_request);
     pthread_mutex_destroy(&s->swap_lock);
     free(s->cb_in);
@@ -130,9 +133,15 @@ int sc_stream_open(sc_client *c, const sc_stream_params *p, sc_stream **out)
     if (!s)
         return sc__fail(-ENOMEM, "out of memory");
     s->client = c;
-    s->memfd = s->eventfd = s->conn_fd = -1;
+    s->memfd = s->wake_fd = s->conn_fd = -1;
+    s->quit_fd = p->callback ? eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) : -1;
     atomic_init(&s->gain, 1.0f);
     pthread_mutex_init(&s->swap_lock, NULL);
+    if (p->callback && s->quit_fd < 0) {
+        err = sc__fail(-errno, "eventfd: %s", strerror(errno));
+        stream_free(s);
+        return err;
+    }
     s->format = p->format;
     s->sample_bytes = convert_sample_bytes(p->format);
     s->card_rate = c->rate;
@@ -231,7 +240,7 @@ static bool connection_lost(sc_stream *s)
  * place of the old ones (the ring starts empty, the counters at 0). */
 static int swap_in(sc_stream *s, cJSON *reply, const int fds[2], int conn_fd, uint64_t generation)
 {
-    sc_stream fresh = { .client = s->client, .memfd = -1, .eventfd = -1, .conn_fd = conn_fd };
+    sc_stream fresh = { .client = s->client, .memfd = -1, .wake_fd = -1, .conn_fd = conn_fd };
     int err = attach(&fresh, reply, fds);
     if (!err && s->client->rate != (uint32_t)s->card_rate)
         err = sc__fail(SC_EUNSUPPORTED, "soundcardd at %s came back at %u Hz; the stream runs at %g Hz",
@@ -252,7 +261,7 @@ static int swap_in(sc_stream *s, cJSON *reply, const int fds[2], int conn_fd, ui
     s->layout = fresh.layout;
     s->shm = fresh.shm;
     s->memfd = fresh.memfd;
-    s->eventfd = fresh.eventfd;
+    s->wake_fd = fresh.wake_fd;
     s->conn_fd = fresh.conn_fd;
     s->play_ring = fresh.play_ring;
     s->capture_ring = fresh.capture_ring;
@@ -469,12 +478,13 @@ long sc_stream_read_available(sc_stream *s)
 
 int sc__wait_for_progress(sc_stream *s)
 {
-    struct pollfd p[2] = {
-        { .fd = s->eventfd, .events = POLLIN },
+    struct pollfd p[3] = {
+        { .fd = s->wake_fd, .events = POLLIN },
         { .fd = s->conn_fd, .events = POLLRDHUP },
+        { .fd = s->quit_fd, .events = POLLIN },  /* -1 (ignored) without a callback thread */
     };
     for (;;) {
-        int n = poll(p, 2, -1);
+        int n = poll(p, 3, -1);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
@@ -482,10 +492,12 @@ int sc__wait_for_progress(sc_stream *s)
         if (p[1].revents & (POLLRDHUP | POLLHUP | POLLERR))
             return sc__fail(SC_EDISCONNECTED, "soundcardd at %s went away", s->client->socket_path);
         if (p[0].revents & POLLIN) {
-            uint64_t count;
-            (void)!read(s->eventfd, &count, sizeof(count));
+            char wakes[64];  /* one byte per wake-up; more left pending just wake the next poll */
+            (void)!read(s->wake_fd, wakes, sizeof(wakes));
             return 0;
         }
+        if (p[2].revents & POLLIN)
+            return 0;  /* the caller sees s->quit */
     }
 }
 

@@ -88,12 +88,14 @@ int engine_next_note(struct engine *e, struct engine_note *note)
     return 1;
 }
 
-/* RT-safe: a non-blocking eventfd write.  EAGAIN (counter saturated) means
- * the client has plenty of wakeups pending already. */
+/* RT-safe: one byte into the stream's wake-up pipe, whose write end is the
+ * daemon's alone and non-blocking.  EAGAIN (the pipe is full) means the
+ * client has plenty of wake-ups pending; EPIPE (SIGPIPE is ignored), that it
+ * has gone. */
 static void wake_client(struct engine_stream *s)
 {
-    uint64_t one = 1;
-    ssize_t r = write(s->eventfd, &one, sizeof(one));
+    char one = 1;
+    ssize_t r = write(s->wake_fd, &one, 1);
     (void)r;
 }
 

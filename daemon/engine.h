@@ -25,7 +25,7 @@ struct engine_stream {
     struct shm_header *shm;
     struct shm_layout layout;
     float *play_ring, *capture_ring;
-    int eventfd;
+    int wake_fd;             /* the wake-up pipe's write end (non-blocking; the client reads) */
     uint32_t wake_frames;
 
     /* RT-private: the daemon's own indices are the truth, never the shm's. */

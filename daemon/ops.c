@@ -44,7 +44,7 @@ static void op_hello(struct session *s, const struct msg_request *req)
     cJSON_AddNumberToObject(f, "rate", server->card.rate);
     cJSON_AddNumberToObject(f, "period", server->card.period);
     cJSON_AddNumberToObject(f, "channels", server->card.channels);
-    const char *caps[] = { "memfd", "eventfd", "float32" };
+    const char *caps[] = { "memfd", "wakepipe", "float32" };
     cJSON_AddItemToObject(f, "capabilities", cJSON_CreateStringArray(caps, 3));
     session_reply_ok(s, req->id, f);
     log_info("client %u is '%s' (pid %d, uid %d)", s->id, s->name, (int)s->peer.cred.pid, (int)s->peer.cred.uid);
@@ -252,8 +252,9 @@ static void op_stream_open(struct session *s, const struct msg_request *req)
     cJSON_AddNumberToObject(f, "stream", st->id);
     cJSON_AddNumberToObject(f, "wake_frames", st->rt.wake_frames);
     cJSON_AddItemToObject(f, "shm", shm);
-    int fds[2] = { st->memfd, st->rt.eventfd };
-    session_send(s, msg_reply_ok(req->id, f), fds, 2);
+    int fds[2] = { st->memfd, st->wake_read_fd };
+    session_send(s, msg_reply_ok(req->id, f), fds, 2);  /* sends copies */
+    stream_sent(st);
     log_info("client %u (%s): stream %u '%s' opened: %u in, %u out, %u frames", s->id, s->name,
              st->id, st->name, l->input_channels, l->output_channels, l->capacity);
 

@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 /* The ring holds what the client asked for, at least two periods (one being
@@ -22,6 +21,21 @@ static uint32_t ring_capacity_for(const struct stream_request *req)
     return cap;
 }
 
+/* Wake-ups go through a pipe, not an eventfd: an eventfd the client holds is
+ * one open file description with the daemon's, so a client could clear its
+ * O_NONBLOCK, fill its counter and make the RT thread's write block forever.
+ * A pipe's ends are two descriptions: the RT thread writes its own
+ * non-blocking end, and a full pipe only means wake-ups are pending. */
+static int open_wake_pipe(struct stream *st)
+{
+    int ends[2];
+    if (pipe2(ends, O_CLOEXEC | O_NONBLOCK) < 0)
+        return -errno;
+    st->wake_read_fd = ends[0];
+    st->rt.wake_fd = ends[1];
+    return 0;
+}
+
 struct stream *stream_create(uint32_t id, const struct stream_request *req, int *error)
 {
     struct stream *st = calloc(1, sizeof(*st));
@@ -31,7 +45,7 @@ struct stream *stream_create(uint32_t id, const struct stream_request *req, int 
     }
     st->id = id;
     st->memfd = -1;
-    st->rt.eventfd = -1;
+    st->rt.wake_fd = st->wake_read_fd = -1;
     st->callback_realtime = -1;
     snprintf(st->name, sizeof(st->name), "%s", req->name && req->name[0] ? req->name : "stream");
     struct engine_stream *rt = &st->rt;
@@ -41,11 +55,8 @@ struct stream *stream_create(uint32_t id, const struct stream_request *req, int 
     snprintf(shm_name, sizeof(shm_name), "soundcard-stream-%u", id);
     if (err == 0)
         err = shm_create(&rt->layout, shm_name, &st->memfd, &rt->shm);
-    if (err == 0) {
-        rt->eventfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (rt->eventfd < 0)
-            err = -errno;
-    }
+    if (err == 0)
+        err = open_wake_pipe(st);
     if (err) {
         stream_destroy(st);
         *error = err;
@@ -68,9 +79,17 @@ void stream_destroy(struct stream *st)
     shm_unmap(st->rt.shm, &st->rt.layout);
     if (st->memfd >= 0)
         close(st->memfd);
-    if (st->rt.eventfd >= 0)
-        close(st->rt.eventfd);
+    if (st->rt.wake_fd >= 0)
+        close(st->rt.wake_fd);
+    stream_sent(st);
     free(st);
+}
+
+void stream_sent(struct stream *st)
+{
+    if (st->wake_read_fd >= 0)
+        close(st->wake_read_fd);
+    st->wake_read_fd = -1;
 }
 
 const char *stream_state_name(uint32_t state)

@@ -1,5 +1,5 @@
 /* A stream as the loop thread sees it: its engine part, its shared memory
- * and eventfd, its name and owner. */
+ * and wake-up pipe, its name and owner. */
 #ifndef SC_DAEMON_STREAM_H
 #define SC_DAEMON_STREAM_H
 
@@ -19,6 +19,7 @@ struct stream {
     struct stream *next;       /* server's list */
     struct stream *owner_next; /* owner's list */
     int memfd;
+    int wake_read_fd;          /* the wake-up pipe's read end, until sent to the client */
     bool removing;             /* ENGINE_CMD_REMOVE submitted: invisible to ops */
     int callback_realtime;     /* owner's report: -1 no callback thread, 0 normal, 1 SCHED_FIFO */
 };
@@ -31,9 +32,12 @@ struct stream_request {
     uint32_t rate, period;     /* the card's */
 };
 
-/* Create the memfd (sealed) and eventfd.  Returns NULL with errno-style
- * *error set when the system refuses. */
+/* Create the memfd (sealed) and the wake-up pipe.  Returns NULL with
+ * errno-style *error set when the system refuses. */
 struct stream *stream_create(uint32_t id, const struct stream_request *req, int *error);
+/* The client has its copies (memfd, pipe's read end): the daemon keeps only
+ * the write end, which no client ever holds. */
+void stream_sent(struct stream *st);
 void stream_destroy(struct stream *st);
 
 static inline struct stream *stream_from_rt(struct engine_stream *rt)

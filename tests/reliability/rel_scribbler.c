@@ -2,7 +2,7 @@
  * shared memory, to show that it can hurt nobody but itself.
  *
  *   rel_scribbler --name N --layout duplex|mono [--seconds S] [--gain G] [--seed X]
- *   rel_scribbler --name N --attack eventfd [--seconds S]
+ *   rel_scribbler --name N --attack wakefd [--seconds S]
  *
  * Opens one stream through libsoundcard (duplex: 2 channels in and out;
  * mono: 1 channel out), primes and starts it, sets its gain (stream.set,
@@ -23,11 +23,14 @@
  * It never calls into the library while it scribbles, only to close at the
  * end.
  *
- * --attack eventfd does no scribbling: it clears O_NONBLOCK on the stream's
- * eventfd (the daemon's and the client's descriptors share one open file
- * description, so its flags too) and saturates the counter (writes
- * 0xfffffffffffffffe), then sleeps for S seconds without reading it.  A
- * daemon that write()s that eventfd from its RT thread then blocks there. */
+ * --attack wakefd does no scribbling: it goes for the stream's wake-up
+ * descriptor instead.  When that was an eventfd (one open file description
+ * shared with the daemon's RT thread), clearing O_NONBLOCK and saturating the
+ * counter made the daemon's next write block forever.  Now it is the read end
+ * of a pipe: the attack clears O_NONBLOCK on it, shrinks the pipe to one page,
+ * tries to write into it (a read end: refused), and then never reads, so the
+ * pipe fills within S seconds while the daemon goes on writing its own
+ * non-blocking end. */
 #include <errno.h>
 #include <fcntl.h>
 #include <float.h>
@@ -38,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -236,40 +240,65 @@ static double now(void)
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* ---- the eventfd attack ---- */
+/* ---- the wake-up descriptor attack ---- */
 
-static int find_eventfd(void)
+/* The stream's wake-up descriptor: the one pipe (or, from an old daemon, the
+ * one eventfd) this process holds beyond stdin, stdout and stderr (which may
+ * be pipes of whoever started it). */
+static int find_wake_fd(void)
 {
     char path[64], link[256];
-    for (int fd = 0; fd < 1024; fd++) {
+    for (int fd = 3; fd < 1024; fd++) {
         snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
         ssize_t n = readlink(path, link, sizeof(link) - 1);
-        if (n > 0 && (link[n] = '\0', strcmp(link, "anon_inode:[eventfd]") == 0))
+        if (n > 0 && (link[n] = '\0', strncmp(link, "pipe:", 5) == 0 || strcmp(link, "anon_inode:[eventfd]") == 0))
             return fd;
     }
     return -1;
 }
 
-static int saturate_eventfd(void)
+/* Keep the playback ring full (of the silence it holds) behind the
+ * library's back, so the daemon makes progress and wakes us every period. */
+static void keep_ring_full(struct target *t)
 {
-    int fd = find_eventfd();
-    uint64_t max = 0xfffffffffffffffeull;
-    /* Saturate while still non-blocking (the daemon adds wakeups meanwhile:
-     * empty the counter and retry), then make the description blocking. */
-    bool saturated = false;
-    for (int tries = 0; fd >= 0 && !saturated && tries < 1000; tries++) {
-        uint64_t drained;
-        (void)!read(fd, &drained, sizeof(drained));
-        saturated = write(fd, &max, sizeof(max)) == sizeof(max);
-    }
-    int flags = saturated ? fcntl(fd, F_GETFL) : -1;
+    uint32_t read = atomic_load(&t->h->play.read_index);
+    atomic_store(&t->h->play.write_index, read + t->capacity);
+}
+
+/* Block the descriptor, try to write it, then never read it: 0 once the
+ * pipe was full for a while with the write refused. */
+static int attack_wake_fd(struct target *t, double seconds)
+{
+    int fd = find_wake_fd();
+    int flags = fd >= 0 ? fcntl(fd, F_GETFL) : -1;
     if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
-        fprintf(stderr, "rel_scribbler: eventfd %d: cannot make it blocking and saturate it: %s\n", fd,
-                strerror(errno));
+        fprintf(stderr, "rel_scribbler: wake-up descriptor %d: cannot make it blocking: %s\n", fd, strerror(errno));
         return 2;
     }
-    printf("eventfd %d: O_NONBLOCK cleared, counter saturated\n", fd);
+    uint64_t max = 0xfffffffffffffffeull;
+    bool written = write(fd, &max, sizeof(max)) == sizeof(max);  /* saturates an eventfd */
+    bool shrunk = fcntl(fd, F_SETPIPE_SZ, 4096) >= 0;
+    printf("wake-up descriptor %d: O_NONBLOCK cleared, write %s, pipe %s; not reading it\n", fd,
+           written ? "ACCEPTED" : "refused", shrunk ? "shrunk to one page" : "not shrunk");
     fflush(stdout);
+    if (written)
+        return 1;  /* a descriptor we can write into is one the daemon shares */
+    int size = fcntl(fd, F_GETPIPE_SZ), queued = 0;
+    double start = now();
+    while (now() - start < seconds && (ioctl(fd, FIONREAD, &queued) < 0 || queued < size)) {
+        keep_ring_full(t);
+        struct timespec step = { 0, 10 * 1000000 };
+        nanosleep(&step, NULL);
+    }
+    if (queued < size)
+        return 3;
+    printf("pipe full (%d bytes) after %.2f s; holding it 2 s more\n", queued, now() - start);
+    fflush(stdout);
+    for (double until = now() + 2; now() < until;) {
+        keep_ring_full(t);
+        struct timespec step = { 0, 10 * 1000000 };
+        nanosleep(&step, NULL);
+    }
     return 0;
 }
 
@@ -281,11 +310,14 @@ static int setup_error(const char *what, int err)
     return 2;
 }
 
-static int open_stream(sc_client *c, const char *name, bool duplex, float gain, sc_stream **s)
+/* blocksize: how often the daemon wakes us (0: the library's choice). */
+static int open_stream(sc_client *c, const char *name, bool duplex, float gain, unsigned long blocksize,
+                       sc_stream **s)
 {
     sc_stream_params p;
     sc_stream_params_init(&p);
     p.name = name;
+    p.blocksize = blocksize;
     p.input_channels = duplex ? 2 : 0;
     p.output_channels = duplex ? 2 : 1;
     p.latency = 0.02;
@@ -345,9 +377,9 @@ int main(int argc, char **argv)
     }
     bool duplex = strcmp(layout, "duplex") == 0;
     if (!name || optind != argc || (!duplex && strcmp(layout, "mono") != 0) || !(seconds > 0) ||
-        (attack && strcmp(attack, "eventfd") != 0)) {
+        (attack && strcmp(attack, "wakefd") != 0)) {
         fprintf(stderr, "usage: rel_scribbler --name N --layout duplex|mono [--seconds S] [--gain G] [--seed X]\n"
-                        "       rel_scribbler --name N --attack eventfd [--seconds S]\n");
+                        "       rel_scribbler --name N --attack wakefd [--seconds S]\n");
         return 2;
     }
     sc_client *c;
@@ -356,13 +388,11 @@ int main(int argc, char **argv)
     int err = sc_client_open(&c, NULL, name);
     if (err < 0)
         return setup_error("connect", err);
-    if ((err = open_stream(c, name, duplex, (float)gain, &s)) || (err = find_target(s, &t)))
+    if ((err = open_stream(c, name, duplex, (float)gain, attack ? 64 : 0, &s)) || (err = find_target(s, &t)))
         return err;
     if (attack) {
-        if ((err = saturate_eventfd()))
+        if ((err = attack_wake_fd(&t, seconds)))
             return err;
-        struct timespec rest = { (time_t)seconds, (long)((seconds - (time_t)seconds) * 1e9) };
-        nanosleep(&rest, NULL);
         sc_stream_close(s);
         sc_client_close(c);
         return 0;

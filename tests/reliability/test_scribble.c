@@ -20,13 +20,14 @@
  *   - the whole tap, read with libsndfile, holds no NaN or Inf and no sample
  *     beyond [-1, 1].
  *
- * With SC_SCRIBBLE_EVENTFD=1 it then also runs `rel_scribbler --attack
- * eventfd`: the client clears O_NONBLOCK on its stream's eventfd (one open
- * file description shared with the daemon) and saturates the counter, so a
- * write() of the daemon's RT thread to it blocks.  Checked: a `soundcard
- * status` still answers within 5 s and the victims keep 0 underruns.  Not
- * run by default: today the RT thread blocks there and soundcardd hangs
- * (reported; the fix changes the wakeup descriptor, outside these files). */
+ * Then, on a daemon of its own at a 64-frame period, `rel_scribbler --attack
+ * wakefd` goes for the stream's wake-up descriptor: it clears O_NONBLOCK,
+ * tries to write into it and never reads it, until the pipe is full.  When
+ * that descriptor was an eventfd (one open file description with the
+ * daemon's), this blocked the RT thread for good and hung soundcardd.
+ * Checked: the descriptor refuses the write, the pipe fills, `soundcard
+ * status` answers within 5 s meanwhile, the card goes on cycling and the
+ * victims keep 0 underruns. */
 #include <math.h>
 #include <sndfile.h>
 #include <sys/wait.h>
@@ -196,24 +197,43 @@ static void check_scribbler(struct scribbler *s)
     VERIFY(s->clipped > 0, "%s: its scribbled samples reached the mix (clipped %.0f)", s->name, s->clipped);
 }
 
-/* The eventfd attack, probed from other processes with deadlines: if the
- * daemon hangs, this fails instead of hanging too. */
-static void eventfd_attack(struct daemon *d, struct victim *v)
+/* The wake-up descriptor attack, probed from other processes with
+ * deadlines: if the daemon hangs, this fails instead of hanging too. */
+static void wake_fd_attack(void)
 {
-    const char *attack[] = { harness_bin("rel_scribbler"), "--name", "attacker", "--attack", "eventfd",
-                             "--seconds", "3", NULL };
+    printf("== a client blocks and fills its wake-up descriptor beside 2 victims (64-frame period) ==\n");
+    struct daemon d;
+    daemon_start(&d, (const char *const[]){ "--period", "64", NULL }, 10);
+    struct victim v[2] = { { .name = "victim-1", .hz = 440 }, { .name = "victim-2", .hz = 660 } };
+    victims_start(&d, v, 2, "callback");
+    const char *attack[] = { harness_bin("rel_scribbler"), "--name", "attacker", "--attack", "wakefd",
+                             "--layout", "mono", "--seconds", "10", NULL };
     const char *status[] = { harness_bin("soundcard"), "status", NULL };
     char out[256];
-    snprintf(out, sizeof(out), "%s", daemon_path(d, "attacker"));
-    pid_t attacker = spawn_client(d, attack, out);
-    sleep_seconds(1.5);
-    int rc = wait_child(spawn_client(d, status, NULL), 5);
-    VERIFY(rc == 0, "eventfd attack: `soundcard status` answered within 5 s while a client held its eventfd "
-           "saturated and blocking (exit %d; -1: no answer, killed)", rc);
-    int arc = wait_child(attacker, 10);
-    VERIFY(arc == 0, "eventfd attack: the attacker closed its stream and left (exit %d): %s", arc, slurp(out));
-    if (rc == 0 && arc == 0)
-        victims_check(d, v, 2, "after the eventfd attack");
+    snprintf(out, sizeof(out), "%s", daemon_path(&d, "attacker"));
+    pid_t attacker = spawn_client(&d, attack, out);
+    bool full = false;
+    for (double end = now_seconds() + 15; !full && now_seconds() < end; sleep_seconds(0.1))
+        full = file_has_line(out, "pipe full");
+    double card = card_seconds(&d);
+    int rc = wait_child(spawn_client(&d, status, NULL), 5);
+    VERIFY(full, "wakefd attack: the attacker's pipe filled within 15 s: %s", slurp(out));
+    VERIFY(rc == 0, "wakefd attack: `soundcard status` answered within 5 s while a client held its wake-up "
+           "descriptor blocking and full (exit %d; -1: no answer, killed)", rc);
+    VERIFY(wait_card_seconds(&d, card + 1, 5), "wakefd attack: the card cycles on meanwhile");
+    int arc = wait_child(attacker, 15);
+    VERIFY(arc == 0, "wakefd attack: the attacker blocked and filled its descriptor and could not write it "
+           "(exit %d): %s", arc, slurp(out));
+    printf("%s", slurp(out));
+    if (rc != 0) {   /* the daemon may hang: do not wait for it */
+        victims_stop(v, 2);
+        kill(d.pid, SIGKILL);
+        wait_child(d.pid, 5);
+        return;
+    }
+    victims_check(&d, v, 2, "after the wakefd attack");
+    victims_stop(v, 2);
+    CHECK(daemon_stop(&d, 10) == 0, "wakefd attack: soundcardd did not stop cleanly (exit status above)");
 }
 
 int main(void)
@@ -241,18 +261,6 @@ int main(void)
     VERIFY(wait_resources(d.pid, fds0, maps0, 5), "the daemon's descriptors back to %d (%d), stream memfds mapped "
            "back to %d (%d)", fds0, proc_fd_count(d.pid), maps0, proc_stream_maps(d.pid));
     victims_check(&d, v, 2, "after the scribblers");
-    if (getenv("SC_SCRIBBLE_EVENTFD") && strcmp(getenv("SC_SCRIBBLE_EVENTFD"), "1") == 0) {
-        eventfd_attack(&d, v);
-        if (harness_failures) {   /* the daemon may hang: do not wait for it */
-            victims_stop(v, 2);
-            kill(d.pid, SIGKILL);
-            wait_child(d.pid, 5);
-            return harness_finish("reliability.scribble");
-        }
-    } else {
-        printf("note: the eventfd attack (rel_scribbler --attack eventfd) is not run: it hangs soundcardd today; "
-               "SC_SCRIBBLE_EVENTFD=1 runs it\n");
-    }
     double clean_from = card_seconds(&d);
     wait_card_seconds(&d, clean_from + 1, 10);
     double clean_to = card_seconds(&d);
@@ -265,5 +273,6 @@ int main(void)
     VERIFY(bad == 0 && frames > 48000 * seconds, "the tap (%.1f s) has %ld samples that are NaN, Inf or beyond "
            "[-1, 1] (first at %.3f s); peak of the rest %.3f", frames / 48000.0, bad, first_bad, peak);
     victims_check_tap(&d, v, 2, clean_from, clean_to);
+    wake_fd_attack();
     return harness_finish("reliability.scribble");
 }

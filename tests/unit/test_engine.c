@@ -2,20 +2,20 @@
  * would drive it, with a fake clock and no backend thread.  The test plays
  * both other parts: the loop thread (engine_submit / engine_next_note) and
  * the clients (writing the playback ring and reading the capture ring through
- * the shm header's indices, reading the eventfd, reading the timing record).
+ * the shm header's indices, reading the wake-up pipe, reading the timing record).
  *
  * Streams are made the way daemon/stream.c makes them: shm_layout_compute +
- * shm_create, an eventfd, wake_frames, pending_stop = -1, gain 1.0.  The
+ * shm_create, a wake-up pipe, wake_frames, pending_stop = -1, gain 1.0.  The
  * hostile-client test puts the rings of its stream between PROT_NONE guard
  * pages, so a read or write out of bounds faults even without ASan. */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -37,6 +37,7 @@ struct guarded {
 struct tstream {
     struct engine_stream es;
     int memfd;
+    int wake_pipe[2];
     struct guarded guard[2];
 };
 
@@ -64,11 +65,11 @@ static struct tstream *tstream_new(uint32_t in_ch, uint32_t out_ch, uint32_t cap
     }
     s->play_ring = shm_play_ring(s->shm, &s->layout);
     s->capture_ring = shm_capture_ring(s->shm, &s->layout);
-    s->eventfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (s->eventfd < 0) {
-        perror("eventfd");
+    if (pipe2(t->wake_pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
+        perror("pipe2");
         exit(2);
     }
+    s->wake_fd = t->wake_pipe[1];
     s->wake_frames = wake_frames;
     s->pending_stop = -1;
     atomic_init(&s->gain_bits, engine_bits_from_float(1.0f));
@@ -113,7 +114,8 @@ static void tstream_free(struct tstream *t)
 {
     shm_unmap(t->es.shm, &t->es.layout);
     close(t->memfd);
-    close(t->es.eventfd);
+    close(t->wake_pipe[0]);
+    close(t->wake_pipe[1]);
     for (int i = 0; i < 2; i++)
         if (t->guard[i].base)
             munmap(t->guard[i].base, t->guard[i].len);
@@ -156,13 +158,15 @@ static uint32_t client_read(struct tstream *t, float *dst, uint32_t frames)
     return n;
 }
 
-/* The eventfd counter (reading resets it). */
+/* Wake-ups since the last call: the bytes waiting in the wake-up pipe. */
 static uint64_t client_wakes(struct tstream *t)
 {
-    uint64_t v = 0;
-    if (read(t->es.eventfd, &v, sizeof(v)) != (ssize_t)sizeof(v))
-        v = 0;
-    return v;
+    uint64_t wakes = 0;
+    char buf[256];
+    ssize_t n;
+    while ((n = read(t->wake_pipe[0], buf, sizeof(buf))) > 0)
+        wakes += (uint64_t)n;
+    return wakes;
 }
 
 /* ---- the loop thread's side, and the fake RT clock ----------------------- */
