@@ -9,7 +9,7 @@
  * SIGKILLed at a varying point.  After each kill:
  *   - its streams and its session are gone from stats within 1 s of the kill;
  *   - the daemon's open descriptors are back to the count before (memfds,
- *     eventfds and the socket closed) and it maps no stream memfd but the
+ *     wake-up pipes and the socket closed) and it maps no stream memfd but the
  *     victims' two;
  *   - both victims still run with 0 underruns.
  * Over all cycles the daemon's VmRSS grows by less than 1 MiB after the first

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -230,6 +231,26 @@ static void notify_watch_free(struct daemon *d)
     d->notify = NULL;
 }
 
+/* The daemons' temp dirs (sockets, logs, taps): removed when the test
+ * passes, kept for a look when it fails. */
+static char temp_dirs[256][64];
+static int ntemp_dirs;
+
+static void remember_temp_dir(const char *dir)
+{
+    if (ntemp_dirs < (int)(sizeof(temp_dirs) / sizeof(temp_dirs[0])))
+        snprintf(temp_dirs[ntemp_dirs++], sizeof(temp_dirs[0]), "%s", dir);
+}
+
+static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)st;
+    (void)type;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
 static void start_daemon(struct daemon *d, const char *const *extra_args, const char *const *extra_env,
                          bool watch, double timeout)
 {
@@ -239,6 +260,7 @@ static void start_daemon(struct daemon *d, const char *const *extra_args, const 
         perror("mkdtemp");
         exit(1);
     }
+    remember_temp_dir(d->dir);
     snprintf(d->socket_path, sizeof(d->socket_path), "%s/socket", d->dir);
     snprintf(d->log_path, sizeof(d->log_path), "%s/soundcardd.log", d->dir);
 
@@ -405,9 +427,12 @@ bool wait_for_stats(const char *socket_path, bool (*done)(cJSON *stats, void *ct
 int harness_finish(const char *name)
 {
     if (harness_failures) {
-        printf("%s: %d check(s) failed\n", name, harness_failures);
+        printf("%s: %d check(s) failed (daemon logs and files kept in /tmp/sc-test-*)\n", name,
+               harness_failures);
         return 1;
     }
+    for (int i = 0; i < ntemp_dirs; i++)
+        nftw(temp_dirs[i], remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     printf("%s: all checks passed\n", name);
     return 0;
 }

@@ -292,7 +292,7 @@ static void rig_finish(struct rig *r)
     engine_destroy(r->e);
 }
 
-/* Submit ADD + START for each stream, run one cycle, drain the eventfds. */
+/* Submit ADD + START for each stream, run one cycle, drain the wake-up pipes. */
 static void rig_add_start(struct rig *r, struct tstream **ts, int n)
 {
     for (int i = 0; i < n; i++) {
