@@ -70,7 +70,7 @@ under() { case $1 in /*) echo "$1" ;; *) echo "$P/$1" ;; esac; }
 for f in "$(under "${SC_SYSTEMD_USER_UNIT_DIR:-}")"/soundcardd.{service,socket} \
          "$(under "${SC_SYSTEMD_SYSTEM_UNIT_DIR:-}")"/soundcardd.{service,socket} \
          "$(under "${SC_SYSUSERS_DIR:-}")/soundcard.conf" \
-         "$(under "${SC_DOCDIR:-}")"/{service.md,alsa.md,soundcardd.json.example}; do
+         "$(under "${SC_DOCDIR:-}")"/{service.md,alsa.md,reliability.md,soundcardd.json.example}; do
     check "installed: ${f#"$P"/}" test -f "$f"
 done
 # pysoundcard, where python/CMakeLists.txt says (empty: no Python 3 there).
