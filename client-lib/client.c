@@ -84,6 +84,9 @@ static int read_line(sc_client *c, char **line, size_t *len)
         ssize_t n = fdpass_recv(c->fd, space, room, c->fds, &c->nfds, (int)(sizeof(c->fds) / sizeof(c->fds[0])));
         if (n == 0)
             return sc__fail(SC_EDISCONNECTED, "soundcardd at %s closed the connection", c->socket_path);
+        if (n == -EAGAIN || n == -EWOULDBLOCK)  /* the hello's receive timeout */
+            return sc__fail(SC_ENOSERVER, "soundcardd at %s took the connection but did not answer hello in time",
+                            c->socket_path);
         if (n < 0)
             return sc__fail(SC_EDISCONNECTED, "reading from soundcardd at %s: %s", c->socket_path,
                             strerror((int)-n));
@@ -285,6 +288,10 @@ static double reconnect_from_env(void)
     return v && *v && *end == '\0' && isfinite(t) && t > 0 ? t : 0;
 }
 
+/* A daemon that takes the connection but does not answer hello in this long
+ * (stopped, hung) counts as no daemon: sc_client_open must not hang. */
+#define SC_HELLO_TIMEOUT 5.0
+
 int sc_client_open(sc_client **out, const char *socket_path, const char *name)
 {
     *out = NULL;
@@ -303,7 +310,7 @@ int sc_client_open(sc_client **out, const char *socket_path, const char *name)
     atomic_init(&c->generation, 0);
     atomic_init(&c->reconnect_timeout, reconnect_from_env());
     pthread_mutex_lock(&c->lock);
-    int err = connect_locked(c, 0);
+    int err = connect_locked(c, SC_HELLO_TIMEOUT);
     pthread_mutex_unlock(&c->lock);
     if (err < 0) {
         sc_client_close(c);

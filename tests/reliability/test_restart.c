@@ -730,6 +730,31 @@ static void test_live(void)
     CHECK(daemon_stop(&d, 20) == 0, "%s: the first soundcardd did not stop cleanly", what);
 }
 
+/* A daemon that is alive but does not answer (SIGSTOP): sc_client_open
+ * gives up after its hello timeout (5 s) with SC_ENOSERVER instead of
+ * hanging, and works again once the daemon runs. */
+static void test_stopped(void)
+{
+    const char *what = "stopped";
+    printf("== %s: sc_client_open on a soundcardd that does not answer ==\n", what);
+    struct daemon d;
+    start_daemon_on_path(&d, OLD_CAPTURE_HZ);
+    char why[512];
+    kill(d.pid, SIGSTOP);
+    double t0 = now_seconds();
+    int err = try_open(why, sizeof(why));
+    double took = now_seconds() - t0;
+    kill(d.pid, SIGCONT);
+    CHECK(err == SC_ENOSERVER && strstr(why, "did not answer hello") && strstr(why, socket_path),
+          "%s: expected SC_ENOSERVER naming the socket, got %d (%s)", what, err, why);
+    CHECK(took > 4.5 && took < 5.0 + error_bound, "%s: gave up after %.2f s (the hello timeout is 5 s)", what,
+          took);
+    printf("%s: sc_client_open gave up after %.2f s: %s\n", what, took, why);
+    err = try_open(why, sizeof(why));
+    CHECK(err == 0, "%s: after SIGCONT the daemon serves again: %d (%s)", what, err, why);
+    CHECK(daemon_stop(&d, 20) == 0, "%s: soundcardd did not stop cleanly", what);
+}
+
 /* A socket file nobody listens on, as SIGKILL leaves one. */
 static void make_stale_socket(void)
 {
@@ -909,6 +934,8 @@ int main(int argc, char **argv)
         test_client_calls();
     if (wanted(argc, argv, "live"))
         test_live();
+    if (wanted(argc, argv, "stopped"))
+        test_stopped();
     if (wanted(argc, argv, "race"))
         test_race(soak ? 100 : 10);
     if (wanted(argc, argv, "not-socket"))

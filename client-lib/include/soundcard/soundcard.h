@@ -138,7 +138,9 @@ void sc_stream_params_init(sc_stream_params *p);
 const char *sc_default_socket_path(void);
 
 /* Connect to soundcardd.  With no daemon answering at the path it fails at
- * once with SC_ENOSERVER (it does not wait for one); try again later. */
+ * once with SC_ENOSERVER (it does not wait for one); try again later.  A
+ * daemon that takes the connection but does not answer hello within 5 s
+ * (stopped, hung) counts as none: SC_ENOSERVER then too. */
 int  sc_client_open(sc_client **out, const char *socket_path /* NULL: default */, const char *name);
 void sc_client_close(sc_client *c);   /* NULL is fine; close its streams first */
 
