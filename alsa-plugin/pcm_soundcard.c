@@ -71,7 +71,11 @@ static void wake_if_ready(struct sc_pcm *p)
     }
 }
 
-/* Empty the pipe while there is nothing to do, so poll() blocks. */
+/* Empty the pipe while there is nothing to do, so poll() blocks.  The pipe
+ * is emptied before avail is looked at: a block the callback thread takes in
+ * between then leaves its byte in the pipe (emptying after the check could
+ * swallow that byte, and the application would sleep through its wake-up
+ * until alsa-lib's poll timeout). */
 static bool block_if_not_ready(struct sc_pcm *p)
 {
     snd_pcm_ioplug_t *io = &p->io;
@@ -79,12 +83,15 @@ static bool block_if_not_ready(struct sc_pcm *p)
                   (io->state == SND_PCM_STATE_PREPARED && io->stream == SND_PCM_STREAM_CAPTURE);
     if (!moving || atomic_load(&p->xrun) || atomic_load(&p->lost))
         return false;
-    snd_pcm_uframes_t avail = snd_pcm_ioplug_avail(io, atomic_load(&p->hw_ptr), io->appl_ptr);
-    if (avail >= p->min_avail)
-        return false;
     char buf[64];
     while (read(p->wake[0], buf, sizeof(buf)) > 0)
         ;
+    snd_pcm_uframes_t avail = snd_pcm_ioplug_avail(io, atomic_load(&p->hw_ptr), io->appl_ptr);
+    if (avail >= p->min_avail || atomic_load(&p->xrun) || atomic_load(&p->lost)) {
+        char byte = 0;
+        (void)!write(p->wake[1], &byte, 1);  /* ready after all: poll() must not block */
+        return false;
+    }
     return true;
 }
 
