@@ -496,6 +496,12 @@ int sc__wait_for_progress(sc_stream *s)
             (void)!read(s->wake_fd, wakes, sizeof(wakes));
             return 0;
         }
+        /* The pipe's write end is closed: the daemon dropped the stream (or
+         * is going, before its socket closes).  Polling on would return at
+         * once, forever: a busy loop, at realtime priority on a callback
+         * thread. */
+        if (p[0].revents & (POLLHUP | POLLERR | POLLNVAL))
+            return sc__fail(SC_EDISCONNECTED, "soundcardd at %s dropped stream %u", s->client->socket_path, s->id);
         if (p[2].revents & POLLIN)
             return 0;  /* the caller sees s->quit */
     }

@@ -15,6 +15,7 @@
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -567,6 +568,35 @@ static void test_xruns(void)
     CHECK(daemon_stop(&d, 10) == 0, "soundcardd did not stop cleanly");
 }
 
+/* The daemon drops the stream under a running callback thread (here: a
+ * stream.close sent behind the library's back; also what a daemon going
+ * away looks like before its socket closes).  The wake-up pipe then reads as
+ * hung up: the thread must end (`finished` once, the stream inactive), not
+ * poll that pipe in a busy loop at realtime priority. */
+static void test_dropped_by_daemon(struct daemon *d, sc_client *client)
+{
+    static struct cb dropped = { .name = "dropped", .out_ch = 2, .blocksize = 64, .latency = 0.01 };
+    sc_stream *s = open_cb(client, &dropped);
+    if (!s || sc_stream_start(s) != 0 || !wait_calls(&dropped, 50, 5))
+        return;
+    sc_stream_stats st;
+    sc_stream_get_stats(s, &st);
+    char request[96], *reply = NULL;
+    snprintf(request, sizeof(request), "{\"op\":\"stream.close\",\"stream\":%u}", st.id);
+    VERIFY(sc_client_request(client, request, &reply) == 0, "dropped: stream.close behind the library's back: %s",
+           reply ? reply : sc_last_error());
+    free(reply);
+    struct want w = { &dropped, 1 };
+    VERIFY(wakeup_wait_until(finished_reached, &w, 2), "dropped: the callback thread ended (finished %ld times) "
+           "within 2 s of the daemon dropping its stream", atomic_load(&dropped.finished));
+    VERIFY(!sc_stream_is_active(s), "dropped: the stream is inactive");
+    long calls = atomic_load(&dropped.calls);
+    VERIFY(wait_for_stats(d->socket_path, stream_gone, "dropped", 2), "dropped: the daemon no longer lists it");
+    VERIFY(atomic_load(&dropped.calls) == calls, "dropped: no callback after the end (%ld, then %ld)", calls,
+           atomic_load(&dropped.calls));
+    sc_stream_close(s);
+}
+
 int main(void)
 {
     wakeup_init();
@@ -584,6 +614,7 @@ int main(void)
                                     .latency = 0.02 };
         test_controls(&d, client, &out_only);
         test_controls(&d, client, &duplex);
+        test_dropped_by_daemon(&d, client);
         sc_client_close(client);
     } else {
         CHECK(0, "connect: %s", sc_last_error());
