@@ -75,6 +75,10 @@ static void *card_thread(void *arg)
 {
     struct backend *b = arg;
     int64_t period_ns = (int64_t)b->config.period * 1000000000 / b->config.rate;
+    /* As late as a card with four periods of buffering could wake (at least
+     * 10 ms, at most 100 ms) before periods are lost. */
+    int64_t slack_ns = 4 * period_ns;
+    slack_ns = slack_ns < 10000000 ? 10000000 : slack_ns > 100000000 ? 100000000 : slack_ns;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     int64_t next = timespec_ns(&ts);
@@ -88,9 +92,12 @@ static void *card_thread(void *arg)
         if (!survive_fault(b))
             break;
         clock_gettime(CLOCK_MONOTONIC, &ts);
-        if (timespec_ns(&ts) - next > period_ns) {
-            /* Woke more than a period late: a real card would have xrun.
-             * Skip the lost time instead of racing to catch up. */
+        if (timespec_ns(&ts) - next > slack_ns) {
+            /* Woke later than a card's buffer would have lasted: an xrun.
+             * Skip the lost time instead of racing to catch up.  Later by
+             * less, the missed periods run back to back (the next wake-up
+             * times are already past): a thread woken a little late by a
+             * busy machine (or a virtual CPU's steal time) loses nothing. */
             b->xruns++;
             origin = timespec_ns(&ts);
             period_count = 0;
