@@ -301,11 +301,17 @@ static void op_stream_control(struct session *s, const struct msg_request *req)
         submit_or_refuse(s, req, st, by_op[req->op]);
 }
 
+/* Answered at once: from now on no op sees the stream (removing), and the
+ * client's mapping is its own to drop.  The daemon frees its side when the
+ * RT thread has let go, within a cycle; waiting for that made every close
+ * take up to a period (5 ms at 256 frames). */
 static void op_stream_close(struct session *s, const struct msg_request *req)
 {
     struct stream *st = own_stream(s, req, req->u.stream.stream);
-    if (st)
-        ops_remove_stream(s->server, st, req->id);
+    if (!st)
+        return;
+    ops_remove_stream(s->server, st, -1);
+    session_reply_ok(s, req->id, stream_state_fields(st, SHM_STATE_STOPPED));
 }
 
 static void op_stream_set(struct session *s, const struct msg_request *req)
