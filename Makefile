@@ -45,8 +45,12 @@ demo: build
 install: build
 	@cmake --install $(BUILD)
 
-bench:
-	@echo "make bench: the side-by-side benchmark with JACK is not written yet (issue 8)"; exit 1
+# soundcardd beside JACK2 (bench/README.md): a sweep of client counts and
+# periods, the engine alone, the open/close round trip; writes
+# bench/results/latest.{md,json,png}.  About 12 minutes.
+bench: build
+	@./scripts/deps.sh bench
+	@/usr/bin/python3 bench/sweep --bin $(BUILD)/bin
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)

@@ -1,8 +1,11 @@
 #!/bin/sh
-# Install the Debian packages soundcard needs to build, test and run.
+# Install the Debian packages soundcard needs to build, test and run
+# (`deps.sh bench`: also what `make bench` needs: linux-perf, gnuplot).
 # Does nothing when they are all present; otherwise apt-get update first.
 set -eu
-packages="build-essential cmake pkg-config clang libclang-rt-14-dev
+extra=""
+[ "${1:-}" = bench ] && extra="linux-perf gnuplot-nox"
+packages="$extra build-essential cmake pkg-config clang libclang-rt-14-dev
   libuv1-dev libcjson-dev libsndfile1-dev libsoxr-dev libsystemd-dev
   portaudio19-dev libjack-jackd2-dev libasound2-dev socat sox
   jackd2 libasound2-plugins alsa-utils systemd man-db
