@@ -154,11 +154,21 @@ static struct uid_usage uid_usage(struct server *server, uid_t uid)
     return used;
 }
 
+/* The client's streams not being closed (a closed one stays listed until
+ * the RT thread lets go of it). */
+static uint32_t open_streams(const struct session *s)
+{
+    uint32_t n = 0;
+    for (const struct stream *st = s->streams; st; st = st->owner_next)
+        n += !st->removing;
+    return n;
+}
+
 static void op_stream_open(struct session *s, const struct msg_request *req)
 {
     struct server *server = s->server;
     uint32_t channels = server->card.channels;
-    if (s->nstreams >= server->opts.limits.streams_per_client) {
+    if (open_streams(s) >= server->opts.limits.streams_per_client) {
         session_reply_error(s, req->id, MSG_ERR_LIMIT, "a client may open at most %u streams",
                             server->opts.limits.streams_per_client);
         return;

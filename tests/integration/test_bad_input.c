@@ -166,6 +166,22 @@ int main(void)
     }
     expect_error(&a, "{\"id\":21,\"op\":\"stream.open\",\"output_channels\":2}\n", "limit");
 
+    /* A closed stream no longer counts, even before the RT thread has let
+     * go of it (stream.close is answered at once): open/close in a tight
+     * loop on one connection never meets the limit. */
+    struct conn loop;
+    conn_open(&loop, d.socket_path);
+    cJSON_Delete(expect_ok(&loop, "{\"id\":1,\"op\":\"hello\",\"protocol\":1,\"name\":\"churner\"}\n"));
+    for (int i = 0; i < 100; i++) {
+        cJSON *r = expect_ok(&loop, "{\"id\":2,\"op\":\"stream.open\",\"output_channels\":2}\n");
+        char close_line[96];
+        snprintf(close_line, sizeof(close_line), "{\"id\":3,\"op\":\"stream.close\",\"stream\":%d}\n",
+                 (int)json_number(r, "stream"));
+        cJSON_Delete(r);
+        cJSON_Delete(expect_ok(&loop, close_line));
+    }
+    close(loop.fd);
+
     /* Another client may not drive those streams. */
     struct conn b;
     conn_open(&b, d.socket_path);
