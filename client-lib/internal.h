@@ -60,6 +60,7 @@ struct sc_stream {
     int memfd;
     int wake_fd;                        /* the daemon's wake-up pipe, read end */
     int quit_fd;                        /* an eventfd of our own: wakes our callback thread to leave */
+    int wait_fd;                        /* epoll set of wake_fd, conn_fd and quit_fd (-1: not made yet) */
     float *play_ring, *capture_ring;
     uint32_t play_write, capture_read;  /* our own ring indices: the truth */
     uint32_t play_target;               /* card frames of playback we keep queued */
