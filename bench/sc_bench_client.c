@@ -2,13 +2,17 @@
  * blocksize = the card's period doing the work a JACK client does in the
  * same run.
  *
- *   sc_bench_client passthrough   full duplex, 2 in 2 out: input copied to output
- *   sc_bench_client play          output only, 2 channels: a quiet sine
+ *   sc_bench_client passthrough [LATENCY]   full duplex, 2 in 2 out: input copied to output
+ *   sc_bench_client play [LATENCY]          output only, 2 channels: a quiet sine
+ *
+ * LATENCY (seconds) is the stream's latency parameter; without it, the
+ * library's lowest (two periods at blocksize = period).
  *
  * It prints "ready" once its stream runs and then runs until SIGTERM. */
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -47,8 +51,8 @@ static int play(const void *input, void *output, unsigned long frames, const sc_
 int main(int argc, char **argv)
 {
     int duplex = argc > 1 && strcmp(argv[1], "passthrough") == 0;
-    if (argc != 2 || (!duplex && strcmp(argv[1], "play") != 0)) {
-        fprintf(stderr, "usage: sc_bench_client passthrough|play\n");
+    if (argc < 2 || argc > 3 || (!duplex && strcmp(argv[1], "play") != 0)) {
+        fprintf(stderr, "usage: sc_bench_client passthrough|play [LATENCY]\n");
         return 2;
     }
     signal(SIGTERM, on_term);
@@ -69,6 +73,8 @@ int main(int argc, char **argv)
     p.input_channels = duplex ? 2 : 0;
     p.output_channels = 2;
     p.blocksize = info.period;
+    if (argc == 3)
+        p.latency = atof(argv[2]);
     p.callback = duplex ? passthrough : play;
     sc_stream *s;
     if ((err = sc_stream_open(c, &p, &s)) < 0 || (err = sc_stream_start(s)) < 0) {
