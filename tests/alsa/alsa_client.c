@@ -22,7 +22,6 @@
  * Waiting is on the PCM's poll descriptors with deadlines; the only sleep
  * is the pause test's one second of pause (pacing its own audio). */
 #include <alsa/asoundlib.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <math.h>
 #include <poll.h>
@@ -465,16 +464,6 @@ static int run_xrun_capture(const char *path)
     snd_pcm_close(pcm);
     free(buf);
     return failures != 0;
-}
-
-/* Sanitizer builds ($SC_ALSA_PLUGIN set): keep the plugin loaded for good,
- * so that LeakSanitizer sees what its statics hold (alsa-lib unloads it at
- * close). */
-static void keep_plugin_loaded(void)
-{
-    const char *plugin = getenv("SC_ALSA_PLUGIN");
-    if (plugin && *plugin && !dlopen(plugin, RTLD_NOW | RTLD_NODELETE))
-        fprintf(stderr, "cannot load %s: %s\n", plugin, dlerror());
 }
 
 int main(int argc, char **argv)

@@ -13,7 +13,6 @@
  * Prints "ok ..." / "FAIL ..." lines; exit 0 when all passed.  PortAudio
  * itself prints what it finds while probing (JACK, other ALSA PCMs) on
  * stderr. */
-#include <dlfcn.h>
 #include <math.h>
 #include <poll.h>
 #include <portaudio.h>
@@ -205,16 +204,6 @@ static int duplex(PaDeviceIndex dev, double hz, double seconds, const char *path
     VERIFY(write_wav(path, d.rec, d.total, 48000), "recorded into %s", path);
     free(d.rec);
     return failures != 0;
-}
-
-/* Sanitizer builds ($SC_ALSA_PLUGIN set): keep the plugin loaded for good,
- * so that LeakSanitizer sees what its statics hold (alsa-lib unloads it at
- * close). */
-static void keep_plugin_loaded(void)
-{
-    const char *plugin = getenv("SC_ALSA_PLUGIN");
-    if (plugin && *plugin && !dlopen(plugin, RTLD_NOW | RTLD_NODELETE))
-        fprintf(stderr, "cannot load %s: %s\n", plugin, dlerror());
 }
 
 int main(int argc, char **argv)

@@ -1,9 +1,11 @@
 /* What the ALSA test programs (alsa_client, pa_client) share: a check that
  * prints ok/FAIL and counts failures (the program defines `failures`), the
- * same for timing, which ThreadSanitizer only notes, and the clock. */
+ * same for timing, which ThreadSanitizer only notes, the clock, and keeping
+ * the plugin loaded in sanitizer builds. */
 #ifndef SC_TEST_ALSA_VERIFY_H
 #define SC_TEST_ALSA_VERIFY_H
 
+#include <dlfcn.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +46,16 @@ static inline double now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Sanitizer builds ($SC_ALSA_PLUGIN set): keep the plugin loaded for good,
+ * so that LeakSanitizer sees what its statics hold (alsa-lib unloads it at
+ * close). */
+static inline void keep_plugin_loaded(void)
+{
+    const char *plugin = getenv("SC_ALSA_PLUGIN");
+    if (plugin && *plugin && !dlopen(plugin, RTLD_NOW | RTLD_NODELETE))
+        fprintf(stderr, "cannot load %s: %s\n", plugin, dlerror());
 }
 
 #endif
