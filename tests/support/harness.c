@@ -236,7 +236,7 @@ static void notify_watch_free(struct daemon *d)
 static char temp_dirs[256][64];
 static int ntemp_dirs;
 
-static void remember_temp_dir(const char *dir)
+void harness_remember_temp_dir(const char *dir)
 {
     if (ntemp_dirs < (int)(sizeof(temp_dirs) / sizeof(temp_dirs[0])))
         snprintf(temp_dirs[ntemp_dirs++], sizeof(temp_dirs[0]), "%s", dir);
@@ -260,7 +260,7 @@ static void start_daemon(struct daemon *d, const char *const *extra_args, const 
         perror("mkdtemp");
         exit(1);
     }
-    remember_temp_dir(d->dir);
+    harness_remember_temp_dir(d->dir);
     snprintf(d->socket_path, sizeof(d->socket_path), "%s/socket", d->dir);
     snprintf(d->log_path, sizeof(d->log_path), "%s/soundcardd.log", d->dir);
 

@@ -82,6 +82,9 @@ double now_seconds(void);
 /* Read a whole small file into a static buffer ("" if missing). */
 const char *slurp(const char *path);
 
+/* A temp dir of the test's own that harness_finish removes when every check
+ * passed (the daemons' dirs are remembered by daemon_start). */
+void harness_remember_temp_dir(const char *dir);
 int harness_finish(const char *name);
 
 #endif
