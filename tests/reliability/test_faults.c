@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../integration/audio_check.h"
 #include "harness.h"
 #include "soundcard/soundcard.h"
 
@@ -48,19 +49,25 @@ static int tone_callback(const void *input, void *output, unsigned long frames,
     if (status & SC_INPUT_OVERFLOW)
         atomic_fetch_add(&t->overflows, 1);
     atomic_fetch_add(&t->callbacks, 1);
+    wakeup_notify();
     return SC_CONTINUE;
 }
 
+struct count_at_least {
+    _Atomic unsigned long *counter;
+    unsigned long n;
+};
+
+static bool reached(void *ctx)
+{
+    struct count_at_least *c = ctx;
+    return atomic_load(c->counter) >= c->n;
+}
+
+/* Until the callback thread has bumped `counter` to `at_least`. */
 static bool wait_until(_Atomic unsigned long *counter, unsigned long at_least, double timeout)
 {
-    double end = now_seconds() + timeout;
-    struct timespec step = { .tv_nsec = 5 * 1000000 };
-    while (atomic_load(counter) < at_least) {
-        if (now_seconds() > end)
-            return false;
-        nanosleep(&step, NULL);  /* polling a counter the callback thread bumps, with a deadline */
-    }
-    return true;
+    return wakeup_wait_until(reached, &(struct count_at_least){ counter, at_least }, timeout);
 }
 
 static void tone_start(struct tone_client *t, struct daemon *d)
@@ -262,6 +269,7 @@ static void expect_refused(const char *const *argv, const char *needle)
 
 int main(void)
 {
+    wakeup_init();
     test_stall();
     test_lost("fail:1500", "went away");
     test_lost("stall:2500", "stopped running its cycle");
