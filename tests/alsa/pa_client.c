@@ -67,18 +67,22 @@ static PaDeviceIndex find_device(bool list)
     return found;
 }
 
-static PaStreamParameters params(PaDeviceIndex dev, bool input)
+/* The device's low latency, or its high one (what PortAudio applications
+ * ask for when they must not glitch). */
+static PaStreamParameters params(PaDeviceIndex dev, bool input, bool high)
 {
     const PaDeviceInfo *d = Pa_GetDeviceInfo(dev);
+    double low = input ? d->defaultLowInputLatency : d->defaultLowOutputLatency;
+    double safe = input ? d->defaultHighInputLatency : d->defaultHighOutputLatency;
     PaStreamParameters p = { .device = dev, .channelCount = CHANNELS, .sampleFormat = paFloat32,
-                             .suggestedLatency = input ? d->defaultLowInputLatency : d->defaultLowOutputLatency,
+                             .suggestedLatency = high ? safe : low,
                              .hostApiSpecificStreamInfo = NULL };
     return p;
 }
 
 static int play(PaDeviceIndex dev, double hz, double seconds, double rate)
 {
-    PaStreamParameters out = params(dev, false);
+    PaStreamParameters out = params(dev, false, false);
     PaStream *s;
     if (check(Pa_OpenStream(&s, NULL, &out, rate, 512, paNoFlag, NULL, NULL), "Pa_OpenStream (output)") < 0)
         return 1;
@@ -118,7 +122,7 @@ static bool write_wav(const char *path, const float *x, long frames, int rate)
 
 static int rec(PaDeviceIndex dev, const char *path, double seconds, double rate)
 {
-    PaStreamParameters in = params(dev, true);
+    PaStreamParameters in = params(dev, true, false);
     PaStream *s;
     if (check(Pa_OpenStream(&s, &in, NULL, rate, 512, paNoFlag, NULL, NULL), "Pa_OpenStream (input)") < 0)
         return 1;
@@ -182,7 +186,11 @@ static int duplex(PaDeviceIndex dev, double hz, double seconds, const char *path
     d.rec = calloc((size_t)d.total * CHANNELS, sizeof(float));
     if (pipe(d.done_pipe) < 0)
         return 1;
-    PaStreamParameters in = params(dev, true), out = params(dev, false);
+    /* The high latency: PortAudio's ALSA callback thread runs at normal
+     * priority, and this machine stalls even SCHED_FIFO threads 9-15 ms a
+     * few times a minute (docs/timing.md); at the low latency's 9 ms a CI
+     * run saw one underflow and one overflow in 2 s. */
+    PaStreamParameters in = params(dev, true, true), out = params(dev, false, true);
     PaStream *s;
     if (check(Pa_OpenStream(&s, &in, &out, 48000, 256, paNoFlag, duplex_cb, &d), "Pa_OpenStream (duplex)") < 0)
         return 1;
