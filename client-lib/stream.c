@@ -124,6 +124,19 @@ static uint32_t latency_target(const sc_stream_params *p, uint32_t period, doubl
     return target;
 }
 
+/* SOUNDCARD_LATENCY=SECONDS: the least latency a stream of this process
+ * gets, as PIPEWIRE_LATENCY sets it for PipeWire's clients -- for a machine
+ * whose scheduler stalls realtime threads longer than a stream's default
+ * budget (docs/timing.md), without changing the program.  Anything but a
+ * number in 0..10 is ignored, as with SOUNDCARD_RECONNECT. */
+static double latency_floor_from_env(void)
+{
+    const char *v = getenv("SOUNDCARD_LATENCY");
+    char *end;
+    double t = v && *v ? strtod(v, &end) : 0;
+    return v && *v && *end == '\0' && t > 0 && t <= 10 ? t : 0;
+}
+
 int sc_stream_open(sc_client *c, const sc_stream_params *p, sc_stream **out)
 {
     *out = NULL;
@@ -132,6 +145,13 @@ int sc_stream_open(sc_client *c, const sc_stream_params *p, sc_stream **out)
         return err;
     if ((err = check_params(c, p)) < 0)
         return err;
+    sc_stream_params with_floor;
+    double least = latency_floor_from_env();
+    if (p->latency < least) {
+        with_floor = *p;
+        with_floor.latency = least;
+        p = &with_floor;
+    }
     sc_stream *s = calloc(1, sizeof(*s));
     if (!s)
         return sc__fail(-ENOMEM, "out of memory");
@@ -367,7 +387,14 @@ int sc_stream_start(sc_stream *s)
         s->capture_read = ring_load_write(&s->shm->capture);
         ring_publish(&s->shm->capture.read_index, s->capture_read);
     }
-    if (s->callback) {
+    /* A callback stream, and a full-duplex read/write stream (whose writes
+     * follow its reads; PortAudio's ALSA host API primes those too), start
+     * with the latency budget's worth of silence queued: otherwise the
+     * output runs a period from dry, and one late wake-up is a gap.  Not
+     * when the application wrote output of its own before start. */
+    bool duplex_rw = !s->callback && s->play_ring && s->capture_ring && s->out_fifo.frames == 0 &&
+                     s->play_write == ring_load_read(&s->shm->play);
+    if (s->callback || duplex_rw) {
         if (s->play_ring)
             pipeline_out_prime(s);
         if (s->capture_ring)

@@ -289,6 +289,19 @@ int main(void)
     double a = measure("p64-lowest", "64", 48000, 0, 1, false);
     double b = measure("p256-50ms", "256", 48000, 0.05, 1, false);
     double c = measure("44100-on-48000", "64", 44100, 0.01, 3, true);
+    /* SOUNDCARD_LATENCY raises a stream that asks for less to its value:
+     * latency 0 under SOUNDCARD_LATENCY=0.05 is the 50 ms stream above; a
+     * value that is not a number in 0..10 changes nothing (the lowest
+     * budget at period 256, about two periods, not 50 ms). */
+    setenv("SOUNDCARD_LATENCY", "0.05", 1);
+    double e = measure("p256-lowest-env-50ms", "256", 48000, 0, 1, false);
+    setenv("SOUNDCARD_LATENCY", "fast", 1);
+    double f = measure("p256-lowest-env-bogus", "256", 48000, 0, 1, false);
+    unsetenv("SOUNDCARD_LATENCY");
+    VERIFY(b > 0 && fabs(e - b) <= 1, "SOUNDCARD_LATENCY=0.05: latency 0 has the 50 ms stream's round trip "
+           "(%.1f frames, %.1f)", e, b);
+    VERIFY(f > 0 && f < b - 0.02 * 48000, "SOUNDCARD_LATENCY=fast is ignored: latency 0 keeps the lowest round "
+           "trip (%.1f frames, 20 ms or more under the 50 ms stream's %.1f)", f, b);
     printf("info round trips: period 64 lowest %.1f frames (%.2f ms), period 256 latency 0.05 %.1f frames "
            "(%.2f ms), 44100 Hz stream %.1f frames (%.2f ms)\n", a, 1000 * a / 48000, b, 1000 * b / 48000,
            c, 1000 * c / 44100);

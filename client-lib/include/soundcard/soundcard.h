@@ -71,7 +71,7 @@ typedef struct {
     sc_format format;            /* sample format the application uses       */
     double samplerate;           /* 0: the card's rate                       */
     unsigned long blocksize;     /* frames per read/write/callback; 0: any   */
-    double latency;              /* seconds; 0: lowest the card allows       */
+    double latency;              /* seconds; 0: lowest the card allows (at least $SOUNDCARD_LATENCY) */
     sc_callback callback;        /* NULL: blocking read/write mode           */
     void *userdata;
     void (*finished)(void *userdata); /* called once when a callback stream ends */
@@ -209,7 +209,9 @@ int  sc_stream_close(sc_stream *s);
 /* Blocking mode.  A running stream transfers all `frames`, waiting for room
  * or data as needed.  A stream that is not running transfers what fits
  * without waiting (priming the output before start, draining the input after
- * stop) and returns that count, or SC_ESTOPPED when nothing fits. */
+ * stop) and returns that count, or SC_ESTOPPED when nothing fits.  A
+ * full-duplex stream that was not primed so starts, as a callback stream
+ * does, with its latency's worth of silence queued. */
 long sc_stream_read(sc_stream *s, void *buf, unsigned long frames);        /* blocks; frames read or <0 */
 long sc_stream_write(sc_stream *s, const void *buf, unsigned long frames); /* blocks; frames written or <0 */
 long sc_stream_read_available(sc_stream *s);
