@@ -213,6 +213,25 @@ def test_available(daemon):
         closing(s)
 
 
+def test_duplex_blocking_stream_starts_primed(daemon):
+    """A full-duplex read/write stream starts with its latency's worth of
+    silence queued (as PortAudio's ALSA blocking duplex streams do), so a
+    loop that writes what it reads does not run a period from dry; an
+    output-only stream starts empty, for the application to fill."""
+    budget = int(0.1 * CARD_RATE)
+    for make, primed in ((lambda: Stream(latency=0.1), True), (lambda: OutputStream(latency=0.1), False)):
+        s = make()
+        try:
+            s.start()
+            w = s.write_available
+            if primed:
+                assert w < budget // 2, 'duplex: %d frames free of a %d-frame budget just after start' % (w, budget)
+            else:
+                assert w > budget * 9 // 10, 'output only: %d frames free of %d just after start' % (w, budget)
+        finally:
+            closing(s)
+
+
 def test_stream_state_and_stats(daemon):
     s = Stream(blocksize=256)
     try:
