@@ -95,9 +95,9 @@ static void *card_thread(void *arg)
         if (timespec_ns(&ts) - next > slack_ns) {
             /* Woke later than a card's buffer would have lasted: an xrun.
              * Skip the lost time instead of racing to catch up.  Later by
-             * less, the missed periods run back to back (the next wake-up
-             * times are already past): a thread woken a little late by a
-             * busy machine (or a virtual CPU's steal time) loses nothing. */
+             * less, the missed periods are made up (below): a thread woken
+             * a little late by a busy machine (or a virtual CPU's stolen
+             * time) loses nothing. */
             b->xruns++;
             origin = timespec_ns(&ts);
             period_count = 0;
@@ -114,6 +114,16 @@ static void *card_thread(void *arg)
         capture_source_played(b->capture, b->out, b->config.period);
         period_count++;
         next = origin + (int64_t)(period_count * b->config.period * 1000000000ull / b->config.rate);
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        if (timespec_ns(&ts) > next) {
+            /* Behind: make the missed periods up at four times the card's
+             * pace, not back to back.  Back to back they took as many
+             * periods from every stream's ring at once, before any client
+             * could refill it: a 10 ms stall underran every stream with a
+             * budget of two periods (reliability.faults). */
+            struct timespec gap = ns_timespec(period_ns / 4);
+            clock_nanosleep(CLOCK_MONOTONIC, 0, &gap, NULL);
+        }
     }
     return NULL;
 }
