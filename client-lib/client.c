@@ -277,15 +277,19 @@ static int connect_locked(sc_client *c, double timeout)
     return 0;
 }
 
-/* SOUNDCARD_RECONNECT=SECONDS: auto-reconnect for programs that do not call
- * sc_client_set_reconnect themselves.  Anything but a number >= 0 is ignored
- * (no function prints; a typo leaves it off). */
-static double reconnect_from_env(void)
+double sc__env_seconds(const char *name, double most)
 {
-    const char *v = getenv("SOUNDCARD_RECONNECT");
+    const char *v = getenv(name);
     char *end;
     double t = v && *v ? strtod(v, &end) : 0;
-    return v && *v && *end == '\0' && isfinite(t) && t > 0 ? t : 0;
+    return v && *v && *end == '\0' && isfinite(t) && t > 0 && t <= most ? t : 0;
+}
+
+/* SOUNDCARD_RECONNECT=SECONDS: auto-reconnect for programs that do not call
+ * sc_client_set_reconnect themselves. */
+static double reconnect_from_env(void)
+{
+    return sc__env_seconds("SOUNDCARD_RECONNECT", INFINITY);
 }
 
 /* A daemon that takes the connection but does not answer hello in this long

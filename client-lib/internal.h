@@ -89,6 +89,10 @@ struct sc_stream {
     void *cb_in, *cb_out;               /* one block in the application's format */
 };
 
+/* client.c: $name as seconds in (0, most], else 0.  Anything else is
+ * ignored, not an error: no function prints, and a typo leaves it off. */
+double sc__env_seconds(const char *name, double most);
+
 /* Record what went wrong in this thread, return err (for `return fail(…)`). */
 int sc__fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -127,14 +127,11 @@ static uint32_t latency_target(const sc_stream_params *p, uint32_t period, doubl
 /* SOUNDCARD_LATENCY=SECONDS: the least latency a stream of this process
  * gets, as PIPEWIRE_LATENCY sets it for PipeWire's clients -- for a machine
  * whose scheduler stalls realtime threads longer than a stream's default
- * budget (docs/timing.md), without changing the program.  Anything but a
- * number in 0..10 is ignored, as with SOUNDCARD_RECONNECT. */
+ * budget (docs/timing.md), without changing the program.  At most 10 s, the
+ * most a stream may ask for (check_params). */
 static double latency_floor_from_env(void)
 {
-    const char *v = getenv("SOUNDCARD_LATENCY");
-    char *end;
-    double t = v && *v ? strtod(v, &end) : 0;
-    return v && *v && *end == '\0' && t > 0 && t <= 10 ? t : 0;
+    return sc__env_seconds("SOUNDCARD_LATENCY", 10);
 }
 
 int sc_stream_open(sc_client *c, const sc_stream_params *p, sc_stream **out)

@@ -119,8 +119,8 @@ static void *card_thread(void *arg)
             /* Behind: make the missed periods up at four times the card's
              * pace, not back to back.  Back to back they took as many
              * periods from every stream's ring at once, before any client
-             * could refill it: a 10 ms stall underran every stream with a
-             * budget of two periods (reliability.faults). */
+             * could refill it: a 70 ms stall at 1024-frame periods underran
+             * a stream with a budget of two periods (reliability.faults). */
             struct timespec gap = ns_timespec(period_ns / 4);
             clock_nanosleep(CLOCK_MONOTONIC, 0, &gap, NULL);
         }

@@ -183,6 +183,13 @@ static inline int wav_segments(const char *path, double threshold, long gap, str
     return n;
 }
 
+/* Whether SC_SANITIZED (set by CMake in sanitizer builds) names `which`. */
+static inline bool sanitized(const char *which)
+{
+    const char *s = getenv("SC_SANITIZED");
+    return s && strstr(s, which);
+}
+
 /* A number from the environment, or `fallback`. */
 static inline double env_number(const char *name, double fallback)
 {

@@ -290,11 +290,10 @@ int main(void)
      * than the sanitized client's own stalls (a CI run underran there):
      * that case asks for 20 ms and says so.  Its round trip must still
      * match the time info exactly. */
-    const char *sanitizers = getenv("SC_SANITIZED");
-    double lowest = sanitizers && strstr(sanitizers, "address") ? 0.02 : 0;
+    double lowest = sanitized("address") ? 0.02 : 0;
     if (lowest > 0)
-        printf("note: AddressSanitizer build (SC_SANITIZED=%s): p64-lowest runs at latency %g s\n", sanitizers,
-               lowest);
+        printf("note: AddressSanitizer build (SC_SANITIZED=%s): p64-lowest runs at latency %g s\n",
+               getenv("SC_SANITIZED"), lowest);
     double a = measure("p64-lowest", "64", 48000, lowest, 1, false);
     double b = measure("p256-50ms", "256", 48000, 0.05, 1, false);
     double c = measure("44100-on-48000", "64", 44100, 0.01, 3, true);

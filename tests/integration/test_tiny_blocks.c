@@ -89,11 +89,10 @@ int main(void)
 {
     double seconds = env_number("SC_TINY_SECONDS", 30);
     double latency = 0.02;
-    const char *sanitizers = getenv("SC_SANITIZED");
-    if (sanitizers && strstr(sanitizers, "address")) {
+    if (sanitized("address")) {
         latency = env_number("SC_TINY_SANITIZED_LATENCY", 0.05);
         printf("note: AddressSanitizer build (SC_SANITIZED=%s): the streams run at latency %g s instead "
-               "of 0.02 s\n", sanitizers, latency);
+               "of 0.02 s\n", getenv("SC_SANITIZED"), latency);
     }
     printf("== six callback streams, blocksizes 2/4/16 at 44100/48000 Hz, latency %g s, %g s, card period 64 ==\n",
            latency, seconds);

@@ -19,13 +19,6 @@
 
 /* ---- the build and the run ---- */
 
-/* Whether SC_SANITIZED (set by CMake in sanitizer builds) names `which`. */
-static inline bool sanitized(const char *which)
-{
-    const char *s = getenv("SC_SANITIZED");
-    return s && strstr(s, which);
-}
-
 static inline bool soak(void)
 {
     const char *s = getenv("SC_SOAK");
