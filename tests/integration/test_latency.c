@@ -135,11 +135,20 @@ static double run_once(const char *label, struct lat *l, double card_period, dou
     long calls = atomic_load(&l->calls), recorded = atomic_load(&l->recorded);
     printf("info %s: the library's block is %lu frames\n", label, l->block);
     VERIFY(l->wrong_frames == 0, "%s: all %ld calls had %lu frames", label, calls, l->block);
-    VERIFY(after.underruns == before.underruns && after.overruns == before.overruns &&
-               !(atomic_load(&l->status_seen) & (SC_OUTPUT_UNDERFLOW | SC_INPUT_OVERFLOW)),
-           "%s: no underrun or overrun while measuring (%llu, %llu; status 0x%x)", label,
+    /* A card xrun (the dummy card woken more than four periods late: at
+     * period 64 that is 5.3 ms, which this virtual machine's realtime
+     * threads are now and then, up to 15 ms: docs/timing.md) sets
+     * both status flags of every stream, as PortAudio reports a card's
+     * xrun; the stream's own counters must still not move. */
+    uint64_t xruns = card_after.xruns - card_before.xruns;
+    unsigned flags = atomic_load(&l->status_seen) & (SC_OUTPUT_UNDERFLOW | SC_INPUT_OVERFLOW);
+    if (xruns)
+        printf("info %s: the card xran %llu times while measuring: status 0x%x allowed, time info "
+               "jumps allowed\n", label, (unsigned long long)xruns, flags);
+    VERIFY(after.underruns == before.underruns && after.overruns == before.overruns && (!flags || xruns),
+           "%s: no underrun or overrun while measuring (%llu, %llu; status 0x%x, card xruns %llu)", label,
            (unsigned long long)(after.underruns - before.underruns),
-           (unsigned long long)(after.overruns - before.overruns), atomic_load(&l->status_seen));
+           (unsigned long long)(after.overruns - before.overruns), flags, (unsigned long long)xruns);
 
     /* The first input frame was captured after the start (give or take the
      * period the card was in): nothing left over from the last run, which
@@ -165,10 +174,6 @@ static double run_once(const char *label, struct lat *l, double card_period, dou
     /* Unless the card itself xran: the dummy card then skips the time it
      * lost, and the time info jumps with it (a heavily loaded machine, a
      * sanitizer build). */
-    uint64_t xruns = card_after.xruns - card_before.xruns;
-    if (xruns)
-        printf("info %s: the card xran %llu times while measuring: time info jumps of %.3f, %.3f "
-               "frames allowed\n", label, (unsigned long long)xruns, worst_out, worst_in);
     VERIFY(xruns || (worst_out <= frame_tolerance && worst_in <= frame_tolerance),
            "%s: output_dac_time and input_adc_time advance one block per call (worst %.3f, %.3f frames)",
            label, worst_out, worst_in);
