@@ -41,6 +41,51 @@ static void test_add_equal_channels(void)
     CHECK(mix_add(d2, CH, src, CH, 0, 1.0f, &clipped) == 0.0f && d2[0] == 3.0f && clipped == 0);
 }
 
+/* A run long enough for mix_add's eight-lane loop and its tail (1001
+ * samples), against the plain definition: NaN, Inf and huge values in
+ * lanes and tail, the peak in one lane, samples beyond [-1, 1] counted in
+ * every lane. */
+static void test_add_long_run(void)
+{
+    enum { N = 1001 };
+    static float src[N], dst[N], want[N];
+    uint32_t seed = 7;
+    for (int i = 0; i < N; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        src[i] = ((float)(seed >> 8) / 16777216.0f - 0.5f) * 1.2f;  /* -0.6 .. 0.6 */
+        dst[i] = want[i] = 0.001f * (float)(i % 17);
+    }
+    const int odd[] = { 3, 8, 13, 64, 500, 999, 1000 };  /* lanes and the tail */
+    const float odd_value[] = { NAN, INFINITY, -INFINITY, 3e38f, -NAN, 2e30f, NAN };
+    for (size_t k = 0; k < COUNT(odd); k++)
+        src[odd[k]] = odd_value[k];
+    src[421] = -0.95f;  /* the peak, times the gain: 1.9 */
+    const float gain = 2.0f;
+    float want_peak = 0.0f;
+    uint64_t want_clipped = 0;
+    for (int i = 0; i < N; i++) {
+        float x = isfinite(src[i]) ? fminf(fmaxf(src[i], -1048576.0f), 1048576.0f) : 0.0f;
+        float v = gain * x;
+        want[i] += v;
+        if (fabsf(v) > want_peak)
+            want_peak = fabsf(v);
+        want_clipped += fabsf(v) > 1.0f;
+    }
+    uint64_t clipped = 0;
+    float peak = mix_add(dst, 1, src, 1, N, gain, &clipped);
+    int same = 1;
+    for (int i = 0; i < N; i++)
+        same &= dst[i] == want[i];
+    CHECK(same);
+    CHECK(peak == want_peak && peak == 2.0f * 1048576.0f);  /* the bounded huge values */
+    CHECK(clipped == want_clipped && clipped > 100);
+    /* Without the huge values the peak is the one planted in a lane. */
+    for (size_t k = 0; k < COUNT(odd); k++)
+        src[odd[k]] = 0.0f;
+    clipped = 0;
+    CHECK(mix_add(dst, 1, src, 1, N, gain, &clipped) == 1.9f);
+}
+
 static void test_add_mono_broadcast(void)
 {
     enum { FRAMES = 3, CH = 2 };
@@ -221,6 +266,7 @@ static void test_clip(void)
 int main(void)
 {
     test_add_equal_channels();
+    test_add_long_run();
     test_add_mono_broadcast();
     test_add_three_to_two();
     test_gain_peak_clipped();
