@@ -163,6 +163,7 @@ enum stream_end sc__callback_join(sc_stream *s)
     atomic_store(&s->quit, true);
     uint64_t one = 1, drained;  /* wake it if it sleeps in sc__wait_for_progress */
     (void)!write(s->quit_fd, &one, sizeof(one));
+    sc__wake_waiter(s);
     pthread_join(s->thread, NULL);
     (void)!read(s->quit_fd, &drained, sizeof(drained));  /* a later wait must sleep again */
     s->thread_started = false;

@@ -61,6 +61,8 @@ struct sc_stream {
     int wake_fd;                        /* the daemon's wake-up pipe, read end */
     int quit_fd;                        /* an eventfd of our own: wakes our callback thread to leave */
     int wait_fd;                        /* epoll set of wake_fd, conn_fd and quit_fd (-1: not made yet) */
+    bool wake_futex;                    /* the daemon wakes us through shm->wake, not the pipe */
+    _Atomic uint32_t wake_seen;         /* shm->wake.seq when the last wait returned */
     float *play_ring, *capture_ring;
     uint32_t play_write, capture_read;  /* our own ring indices: the truth */
     uint32_t play_target;               /* card frames of playback we keep queued */
@@ -127,6 +129,9 @@ int sc__end_stream(sc_stream *s, bool drain);
 /* stream.c: sleep until the daemon signals progress (or stop/abort asks the
  * callback thread to leave); fails when the daemon is gone. */
 int sc__wait_for_progress(sc_stream *s);
+/* stream.c: end a futex sleep in sc__wait_for_progress from another thread
+ * of ours, as a wake-up from the daemon would. */
+void sc__wake_waiter(sc_stream *s);
 /* stream.c: the time info of the next block (DESIGN: from the shm timing record). */
 void sc__time_info(sc_stream *s, sc_time_info *t);
 /* stream.c: the latencies a time info implies (0 for a missing direction). */

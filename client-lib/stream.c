@@ -1,12 +1,15 @@
 /* Streams: opening (the latency budget, the wake threshold, the shm
  * mapping), control, the blocking read/write mode and the clock.  The
- * library keeps its own ring index as the truth and publishes it; it waits on
- * the stream's wake-up pipe, which the daemon writes every wake_frames frames of
- * progress, and watches the socket so a dead daemon ends a wait with an error
- * instead of a hang.  With reconnect on (sc_client_set_reconnect), a stream
+ * library keeps its own ring index as the truth and publishes it; it sleeps
+ * on the stream's futex word in the shm header (or, from a daemon that
+ * offers only that, its wake-up pipe), which the daemon moves every
+ * wake_frames frames of progress, and watches the socket so a dead daemon
+ * ends a wait with an error instead of a hang.  With reconnect on (sc_client_set_reconnect), a stream
  * whose daemon went away is opened again on the next one (reopen below).
  * Callback mode lives in callback.c, the conversions in pipeline.c. */
 #include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <math.h>
 #include <poll.h>
 #include <stdio.h>
@@ -14,6 +17,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -72,6 +76,9 @@ static int attach(sc_stream *s, cJSON *reply, const int fds[2])
         return sc__fail(SC_EPROTOCOL, "cannot map the stream's memory: %s", strerror(-err));
     s->play_ring = shm_play_ring(s->shm, &s->layout);
     s->capture_ring = shm_capture_ring(s->shm, &s->layout);
+    cJSON *wakeup = cJSON_GetObjectItemCaseSensitive(reply, "wakeup");
+    s->wake_futex = cJSON_IsString(wakeup) && strcmp(wakeup->valuestring, "futex") == 0;
+    s->wake_seen = atomic_load(&s->shm->wake.seq);
     return 0;
 }
 
@@ -108,6 +115,15 @@ static void stream_free(sc_stream *s)
  * capture, may hold) beyond what the card itself buffers.  At least two
  * periods (one playing, one queued), and a block plus a period, so the
  * client can always hand over a whole block before the ring runs dry. */
+/* The futex (one system call to wake, one to sleep, no lock a process can
+ * hold); SOUNDCARD_WAKEUP=pipe asks for the pipe, which every daemon of
+ * protocol 1 has, to compare the two. */
+static const char *wakeup_wanted(void)
+{
+    const char *v = getenv("SOUNDCARD_WAKEUP");
+    return v && strcmp(v, "pipe") == 0 ? "pipe" : "futex";
+}
+
 static uint32_t latency_target(const sc_stream_params *p, uint32_t period, double card_rate,
                                uint32_t block_card, bool resampling)
 {
@@ -190,6 +206,7 @@ int sc_stream_open(sc_client *c, const sc_stream_params *p, sc_stream **out)
     cJSON_AddNumberToObject(req, "output_channels", p->output_channels);
     cJSON_AddNumberToObject(req, "buffer_frames", target + block_card + c->period);
     cJSON_AddNumberToObject(req, "wake_frames", block_card);
+    cJSON_AddStringToObject(req, "wakeup", wakeup_wanted());
     s->open_request = cJSON_Duplicate(req, 1);
     int fds[2], nfds = 2;
     err = s->open_request ? sc__stream_call(c, &s->generation, &s->conn_fd, req, &reply, fds, &nfds)
@@ -282,6 +299,8 @@ static int swap_in(sc_stream *s, cJSON *reply, const int fds[2], int conn_fd, ui
     s->shm = fresh.shm;
     s->memfd = fresh.memfd;
     s->wake_fd = fresh.wake_fd;
+    s->wake_futex = fresh.wake_futex;
+    s->wake_seen = fresh.wake_seen;
     s->conn_fd = fresh.conn_fd;
     s->play_ring = fresh.play_ring;
     s->capture_ring = fresh.capture_ring;
@@ -527,18 +546,20 @@ static int wait_set(sc_stream *s)
     return 0;
 }
 
-int sc__wait_for_progress(sc_stream *s)
+/* What the descriptors say, waiting up to timeout_ms (-1: for ever): 1 a
+ * wake-up (pipe bytes, read) or quit, 0 nothing yet, or an error when the
+ * daemon or the stream has gone. */
+static int watch_descriptors(sc_stream *s, int timeout_ms)
 {
-    int err = wait_set(s);
-    if (err < 0)
-        return err;
     for (;;) {
         struct epoll_event ev[3];
-        int n = epoll_wait(s->wait_fd, ev, 3, -1);
+        int n = epoll_wait(s->wait_fd, ev, 3, timeout_ms);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
             return sc__fail(-errno, "epoll_wait: %s", strerror(errno));
+        if (n == 0)
+            return 0;
         uint32_t got[3] = { 0, 0, 0 };
         for (int i = 0; i < n; i++)
             got[ev[i].data.u32] = ev[i].events;
@@ -547,7 +568,7 @@ int sc__wait_for_progress(sc_stream *s)
         if (got[0] & EPOLLIN) {
             char wakes[64];  /* one byte per wake-up; more left pending just wake the next wait */
             (void)!read(s->wake_fd, wakes, sizeof(wakes));
-            return 0;
+            return 1;
         }
         /* The pipe's write end is closed: the daemon dropped the stream (or
          * is going, before its socket closes).  Waiting on would return at
@@ -556,8 +577,63 @@ int sc__wait_for_progress(sc_stream *s)
         if (got[0] & (EPOLLHUP | EPOLLERR))
             return sc__fail(SC_EDISCONNECTED, "soundcardd at %s dropped stream %u", s->client->socket_path, s->id);
         if (got[2] & EPOLLIN)
-            return 0;  /* the caller sees s->quit */
+            return 1;  /* the caller sees s->quit */
     }
+}
+
+/* A futex sleep ends this often to look at the descriptors: a daemon that
+ * died (or dropped the stream) is noticed within this time. */
+#define FUTEX_WATCH_NS (100 * 1000 * 1000)
+
+/* The futex wake-up (protocol/shm.h): return at once if the daemon's word
+ * moved since the last return, else say we sleep, look once more, sleep.
+ * Woken (or the word moved before we slept), it returns: the caller looks
+ * at the ring again, so a wake-up meant for the stream's other waiting
+ * thread (a reader beside a writer) costs a look, never a lost wake-up. */
+static int wait_on_futex(sc_stream *s)
+{
+    struct shm_wake *w = &s->shm->wake;
+    for (;;) {
+        uint32_t seen = atomic_load_explicit(&s->wake_seen, memory_order_relaxed);
+        uint32_t now = atomic_load(&w->seq);
+        if (now == seen) {
+            atomic_store(&w->waiting, 1);
+            now = atomic_load(&w->seq);
+        }
+        if (now != seen) {
+            atomic_store_explicit(&s->wake_seen, now, memory_order_relaxed);
+            return 0;
+        }
+        struct timespec watch = { 0, FUTEX_WATCH_NS };
+        if (syscall(SYS_futex, &w->seq, FUTEX_WAIT, now, &watch, NULL, 0) == 0 || errno == EAGAIN) {
+            atomic_store_explicit(&s->wake_seen, atomic_load(&w->seq), memory_order_relaxed);
+            return 0;
+        }
+        if (errno == ETIMEDOUT) {
+            int got = watch_descriptors(s, 0);
+            if (got != 0)
+                return got < 0 ? got : 0;
+        }
+    }
+}
+
+void sc__wake_waiter(sc_stream *s)
+{
+    if (!s->wake_futex)
+        return;  /* the quit eventfd wakes an epoll sleep */
+    atomic_fetch_add(&s->shm->wake.seq, 1);
+    syscall(SYS_futex, &s->shm->wake.seq, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+int sc__wait_for_progress(sc_stream *s)
+{
+    int err = wait_set(s);
+    if (err < 0)
+        return err;
+    if (s->wake_futex)
+        return wait_on_futex(s);
+    err = watch_descriptors(s, -1);
+    return err < 0 ? err : 0;
 }
 
 /* A stream that is not running makes no progress: a blocking call returns

@@ -1,8 +1,10 @@
 #include "engine.h"
 
 #include <errno.h>
+#include <linux/futex.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -88,12 +90,21 @@ int engine_next_note(struct engine *e, struct engine_note *note)
     return 1;
 }
 
-/* RT-safe: one byte into the stream's wake-up pipe, whose write end is the
- * daemon's alone and non-blocking.  EAGAIN (the pipe is full) means the
- * client has plenty of wake-ups pending; EPIPE (SIGPIPE is ignored), that it
- * has gone. */
+/* RT-safe.  A futex stream: add 1 to its wake-up word and, only if the
+ * client said it sleeps, FUTEX_WAKE at most SHM_WAKE_MAX_WAITERS threads: one
+ * system call that takes no lock a client can hold (protocol/shm.h).  A pipe
+ * stream: one byte into the pipe, whose write end is the daemon's alone and
+ * non-blocking.  EAGAIN (the pipe is full) means the client has plenty of
+ * wake-ups pending; EPIPE (SIGPIPE is ignored), that it has gone. */
 static void wake_client(struct engine_stream *s)
 {
+    if (s->wake_futex) {
+        struct shm_wake *w = &s->shm->wake;
+        atomic_fetch_add(&w->seq, 1);
+        if (atomic_exchange(&w->waiting, 0))
+            syscall(SYS_futex, &w->seq, FUTEX_WAKE, SHM_WAKE_MAX_WAITERS, NULL, NULL, 0);
+        return;
+    }
     char one = 1;
     ssize_t r = write(s->wake_fd, &one, 1);
     (void)r;

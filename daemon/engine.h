@@ -26,6 +26,7 @@ struct engine_stream {
     struct shm_layout layout;
     float *play_ring, *capture_ring;
     int wake_fd;             /* the wake-up pipe's write end (non-blocking; the client reads) */
+    bool wake_futex;         /* wake through shm->wake (a futex) instead of the pipe */
     uint32_t wake_frames;
 
     /* RT-private: the daemon's own indices are the truth, never the shm's. */

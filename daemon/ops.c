@@ -44,8 +44,8 @@ static void op_hello(struct session *s, const struct msg_request *req)
     cJSON_AddNumberToObject(f, "rate", server->card.rate);
     cJSON_AddNumberToObject(f, "period", server->card.period);
     cJSON_AddNumberToObject(f, "channels", server->card.channels);
-    const char *caps[] = { "memfd", "wakepipe", "float32" };
-    cJSON_AddItemToObject(f, "capabilities", cJSON_CreateStringArray(caps, 3));
+    const char *caps[] = { "memfd", "wakepipe", "futex", "float32" };
+    cJSON_AddItemToObject(f, "capabilities", cJSON_CreateStringArray(caps, 4));
     session_reply_ok(s, req->id, f);
     log_info("client %u is '%s' (pid %d, uid %d)", s->id, s->name, (int)s->peer.cred.pid, (int)s->peer.cred.uid);
 
@@ -213,6 +213,7 @@ static void op_stream_open(struct session *s, const struct msg_request *req)
         .output_channels = req->u.open.output_channels,
         .buffer_frames = req->u.open.buffer_frames,
         .wake_frames = req->u.open.wake_frames,
+        .wake_futex = req->u.open.wake_futex,
         .rate = server->card.rate,
         .period = server->card.period,
     };
@@ -261,6 +262,7 @@ static void op_stream_open(struct session *s, const struct msg_request *req)
     cJSON *f = cJSON_CreateObject();
     cJSON_AddNumberToObject(f, "stream", st->id);
     cJSON_AddNumberToObject(f, "wake_frames", st->rt.wake_frames);
+    cJSON_AddStringToObject(f, "wakeup", st->rt.wake_futex ? "futex" : "pipe");
     cJSON_AddItemToObject(f, "shm", shm);
     int fds[2] = { st->memfd, st->wake_read_fd };
     session_send(s, msg_reply_ok(req->id, f), fds, 2);  /* sends copies */
@@ -380,6 +382,7 @@ static cJSON *stream_stats(const struct stream *st)
     cJSON_AddNumberToObject(o, "clipped", (double)atomic_load(&rt->clipped));
     cJSON_AddNumberToObject(o, "peak", level_number(engine_float_from_bits(atomic_load(&rt->peak_bits))));
     cJSON_AddNumberToObject(o, "wakeups", (double)atomic_load(&rt->wakeups));
+    cJSON_AddStringToObject(o, "wakeup", rt->wake_futex ? "futex" : "pipe");
     static const char *const callback[] = { "none", "normal", "realtime" };
     cJSON_AddStringToObject(o, "callback", callback[st->callback_realtime + 1]);
     return o;

@@ -67,6 +67,7 @@ struct stream *stream_create(uint32_t id, const struct stream_request *req, int 
     rt->wake_frames = req->wake_frames ? req->wake_frames : req->period;
     if (rt->wake_frames > rt->layout.capacity / 2)
         rt->wake_frames = rt->layout.capacity / 2;
+    rt->wake_futex = req->wake_futex;
     rt->pending_stop = -1;
     atomic_init(&rt->gain_bits, engine_bits_from_float(1.0f));
     return st;

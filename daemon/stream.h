@@ -29,6 +29,7 @@ struct stream_request {
     uint32_t input_channels, output_channels;
     uint32_t buffer_frames;    /* 0: default */
     uint32_t wake_frames;      /* 0: one card period */
+    bool wake_futex;           /* wake through the shm's futex word, not the pipe */
     uint32_t rate, period;     /* the card's */
 };
 

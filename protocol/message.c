@@ -236,6 +236,11 @@ static enum msg_error_code check_open(const cJSON *obj, struct msg_request *req,
     if (in == 0 && out == 0)
         return fail(err, MSG_ERR_BAD_REQUEST,
                     "fields 'input_channels' and 'output_channels' must not both be 0");
+    const cJSON *wakeup = cJSON_GetObjectItemCaseSensitive(obj, "wakeup");
+    if (wakeup && !(cJSON_IsString(wakeup) && (strcmp(wakeup->valuestring, "pipe") == 0 ||
+                                               strcmp(wakeup->valuestring, "futex") == 0)))
+        return fail(err, MSG_ERR_BAD_REQUEST, "field 'wakeup' must be \"pipe\" or \"futex\"");
+    req->u.open.wake_futex = wakeup && strcmp(wakeup->valuestring, "futex") == 0;
     req->u.open.device = (int32_t)device;
     req->u.open.input_channels = (uint32_t)in;
     req->u.open.output_channels = (uint32_t)out;

@@ -79,6 +79,7 @@ struct msg_request {
             uint32_t output_channels;  /* 0..MSG_MAX_CHANNELS, not both 0 */
             uint32_t buffer_frames;    /* 1..MSG_MAX_BUFFER_FRAMES; 0 when absent */
             uint32_t wake_frames;      /* 1..MSG_MAX_BUFFER_FRAMES; 0 when absent */
+            bool wake_futex;           /* "wakeup":"futex"; the pipe when absent */
         } open;
         struct {
             uint32_t stream;

@@ -65,6 +65,20 @@ struct shm_counters {
     _Atomic uint64_t card_xruns; /* the card's xruns and failures so far (all streams see them) */
 };
 
+/* The futex wake-up (stream.open's "wakeup":"futex", PROTOCOL.md section 9):
+ * the daemon adds 1 to `seq` at every wake-up and calls FUTEX_WAKE on it
+ * only when `waiting` was set, clearing it.  A client sets `waiting` before
+ * it sleeps in FUTEX_WAIT on `seq`, and checks `seq` once more after setting
+ * it, so no wake-up is lost.  The daemon never reads `seq` and only
+ * exchanges `waiting`: whatever a client writes there costs it its own
+ * wake-ups, and the daemon at most one FUTEX_WAKE per wake-up. */
+#define SHM_WAKE_MAX_WAITERS 2  /* a reader and a writer thread; bounds the RT thread's work */
+
+struct shm_wake {
+    _Atomic uint32_t seq;
+    _Atomic uint32_t waiting;
+};
+
 struct shm_header {
     uint32_t magic;
     uint32_t version;
@@ -81,6 +95,7 @@ struct shm_header {
     alignas(64) struct ring_indices capture;  /* daemon produces, client consumes */
     alignas(64) struct shm_timing timing;
     alignas(64) struct shm_counters counters;
+    alignas(64) struct shm_wake wake;
 };
 
 _Static_assert(sizeof(struct shm_header) <= SHM_HEADER_SIZE, "header fits its page");

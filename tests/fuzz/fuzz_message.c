@@ -212,6 +212,8 @@ static void canonical(const struct msg_request *r, struct text *t)
             put(t, ",\"buffer_frames\":%u", r->u.open.buffer_frames);
         if (r->u.open.wake_frames)
             put(t, ",\"wake_frames\":%u", r->u.open.wake_frames);
+        if (r->u.open.wake_futex)
+            put(t, ",\"wakeup\":\"futex\"");
         break;
     case MSG_OP_STREAM_START:
     case MSG_OP_STREAM_STOP:

@@ -2,7 +2,7 @@
  * shared memory, to show that it can hurt nobody but itself.
  *
  *   rel_scribbler --name N --layout duplex|mono [--seconds S] [--gain G] [--seed X]
- *   rel_scribbler --name N --attack wakefd [--seconds S]
+ *   rel_scribbler --name N --attack wakefd|futex [--seconds S]
  *
  * Opens one stream through libsoundcard (duplex: 2 channels in and out;
  * mono: 1 channel out), primes and starts it, sets its gain (stream.set,
@@ -30,7 +30,15 @@
  * of a pipe: the attack clears O_NONBLOCK on it, shrinks the pipe to one page,
  * tries to write into it (a read end: refused), and then never reads, so the
  * pipe fills within S seconds while the daemon goes on writing its own
- * non-blocking end. */
+ * non-blocking end.  (It asks for the pipe: SOUNDCARD_WAKEUP=pipe.)
+ *
+ * --attack futex goes for the futex wake-up words in the header instead:
+ * FUTEX_THREADS threads wait on `wake.seq` (each goes back to sleep when
+ * woken), while the main thread, for S seconds, keeps `wake.waiting` set and
+ * writes random values into `wake.seq`, so the daemon calls FUTEX_WAKE every
+ * period on a word with hundreds of waiters.  Prints "futex attack: ..."
+ * once the threads wait, and exits 0 after S seconds, 4 if the daemon woke
+ * more than 2 of them per period. */
 #include <errno.h>
 #include <fcntl.h>
 #include <float.h>
@@ -41,7 +49,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
+#include <pthread.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -302,6 +313,59 @@ static int attack_wake_fd(struct target *t, double seconds)
     return 0;
 }
 
+/* ---- the futex attack ---- */
+
+#define FUTEX_THREADS 256
+
+static _Atomic bool futex_attack_over;
+static _Atomic long futex_woken;
+
+static void *futex_waiter(void *arg)
+{
+    _Atomic uint32_t *seq = arg;
+    while (!atomic_load(&futex_attack_over)) {
+        struct timespec limit = { 0, 200 * 1000000 };
+        if (syscall(SYS_futex, seq, FUTEX_WAIT, atomic_load(seq), &limit, NULL, 0) == 0)
+            atomic_fetch_add(&futex_woken, 1);
+    }
+    return NULL;
+}
+
+static int attack_futex(struct target *t, double seconds)
+{
+    struct shm_wake *w = &t->h->wake;
+    pthread_t threads[FUTEX_THREADS];
+    int started = 0;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    while (started < FUTEX_THREADS && pthread_create(&threads[started], &attr, futex_waiter, &w->seq) == 0)
+        started++;
+    pthread_attr_destroy(&attr);
+    printf("futex attack: %d threads wait on wake.seq; wake.waiting kept set, wake.seq scribbled\n", started);
+    fflush(stdout);
+    long rounds = 0;
+    double start = now();
+    for (double end = start + seconds; now() < end; rounds++) {
+        keep_ring_full(t);
+        atomic_store(&w->waiting, 1);
+        if (rounds % 4 == 0)
+            atomic_store(&w->seq, (uint32_t)rng());
+        struct timespec step = { 0, 100 * 1000 };
+        nanosleep(&step, NULL);
+    }
+    atomic_store(&futex_attack_over, true);
+    for (int i = 0; i < started; i++)
+        pthread_join(threads[i], NULL);
+    /* The RT thread wakes at most SHM_WAKE_MAX_WAITERS of them per wake-up,
+     * one wake-up per period here (a period of slack for the edges). */
+    double periods = (now() - start) * t->h->rate / t->h->period_frames + 1;
+    long woken = atomic_load(&futex_woken), most = (long)(SHM_WAKE_MAX_WAITERS * periods);
+    printf("futex attack over: %ld rounds, %ld wake-ups of the waiting threads (at most %ld: %d per period)\n",
+           rounds, woken, most, SHM_WAKE_MAX_WAITERS);
+    return started != FUTEX_THREADS ? 3 : woken > most ? 4 : 0;
+}
+
 /* ---- setting up ---- */
 
 static int setup_error(const char *what, int err)
@@ -377,11 +441,14 @@ int main(int argc, char **argv)
     }
     bool duplex = strcmp(layout, "duplex") == 0;
     if (!name || optind != argc || (!duplex && strcmp(layout, "mono") != 0) || !(seconds > 0) ||
-        (attack && strcmp(attack, "wakefd") != 0)) {
+        (attack && strcmp(attack, "wakefd") != 0 && strcmp(attack, "futex") != 0)) {
         fprintf(stderr, "usage: rel_scribbler --name N --layout duplex|mono [--seconds S] [--gain G] [--seed X]\n"
-                        "       rel_scribbler --name N --attack wakefd [--seconds S]\n");
+                        "       rel_scribbler --name N --attack wakefd|futex [--seconds S]\n");
         return 2;
     }
+    bool futex_attack = attack && strcmp(attack, "futex") == 0;
+    if (attack && !futex_attack)
+        setenv("SOUNDCARD_WAKEUP", "pipe", 1);  /* the wake-up pipe is what it attacks */
     sc_client *c;
     sc_stream *s;
     struct target t = { .fd = -1 };
@@ -391,7 +458,7 @@ int main(int argc, char **argv)
     if ((err = open_stream(c, name, duplex, (float)gain, attack ? 64 : 0, &s)) || (err = find_target(s, &t)))
         return err;
     if (attack) {
-        if ((err = attack_wake_fd(&t, seconds)))
+        if ((err = futex_attack ? attack_futex(&t, seconds) : attack_wake_fd(&t, seconds)))
             return err;
         sc_stream_close(s);
         sc_client_close(c);

@@ -27,7 +27,10 @@
  * daemon's), this blocked the RT thread for good and hung soundcardd.
  * Checked: the descriptor refuses the write, the pipe fills, `soundcard
  * status` answers within 5 s meanwhile, the card goes on cycling and the
- * victims keep 0 underruns. */
+ * victims keep 0 underruns.  The same for `--attack futex`: 256 threads
+ * wait on the attacker's futex word, which it keeps marked as slept on and
+ * scribbles, so the RT thread's FUTEX_WAKE meets hundreds of waiters every
+ * period (it wakes at most 2). */
 #include <math.h>
 #include <sndfile.h>
 #include <sys/wait.h>
@@ -197,33 +200,34 @@ static void check_scribbler(struct scribbler *s)
     VERIFY(s->clipped > 0, "%s: its scribbled samples reached the mix (clipped %.0f)", s->name, s->clipped);
 }
 
-/* The wake-up descriptor attack, probed from other processes with
- * deadlines: if the daemon hangs, this fails instead of hanging too. */
-static void wake_fd_attack(void)
+/* An attack on the wake-up (`rel_scribbler --attack KIND`), probed from
+ * other processes with deadlines: if the daemon hangs, this fails instead
+ * of hanging too.  `sign` is the attacker's line that says the attack is
+ * on. */
+static void wake_attack(const char *kind, const char *what, const char *sign)
 {
-    printf("== a client blocks and fills its wake-up descriptor beside 2 victims (64-frame period) ==\n");
+    printf("== a client %s beside 2 victims (64-frame period) ==\n", what);
     struct daemon d;
     daemon_start(&d, (const char *const[]){ "--period", "64", NULL }, 10);
     struct victim v[2] = { { .name = "victim-1", .hz = 440 }, { .name = "victim-2", .hz = 660 } };
     victims_start(&d, v, 2, "callback");
-    const char *attack[] = { harness_bin("rel_scribbler"), "--name", "attacker", "--attack", "wakefd",
+    const char *attack[] = { harness_bin("rel_scribbler"), "--name", "attacker", "--attack", kind,
                              "--layout", "mono", "--seconds", "10", NULL };
     const char *status[] = { harness_bin("soundcard"), "status", NULL };
     char out[256];
     snprintf(out, sizeof(out), "%s", daemon_path(&d, "attacker"));
     pid_t attacker = spawn_client(&d, attack, out);
-    bool full = false;
-    for (double end = now_seconds() + 15; !full && now_seconds() < end; sleep_seconds(0.1))
-        full = file_has_line(out, "pipe full");
+    bool on = false;
+    for (double end = now_seconds() + 15; !on && now_seconds() < end; sleep_seconds(0.1))
+        on = file_has_line(out, sign);
     double card = card_seconds(&d);
     int rc = wait_child(spawn_client(&d, status, NULL), 5);
-    VERIFY(full, "wakefd attack: the attacker's pipe filled within 15 s: %s", slurp(out));
-    VERIFY(rc == 0, "wakefd attack: `soundcard status` answered within 5 s while a client held its wake-up "
-           "descriptor blocking and full (exit %d; -1: no answer, killed)", rc);
-    VERIFY(wait_card_seconds(&d, card + 1, 5), "wakefd attack: the card cycles on meanwhile");
+    VERIFY(on, "%s attack: the attacker said \"%s\" within 15 s: %s", kind, sign, slurp(out));
+    VERIFY(rc == 0, "%s attack: `soundcard status` answered within 5 s while a client %s (exit %d; -1: no "
+           "answer, killed)", kind, what, rc);
+    VERIFY(wait_card_seconds(&d, card + 1, 5), "%s attack: the card cycles on meanwhile", kind);
     int arc = wait_child(attacker, 15);
-    VERIFY(arc == 0, "wakefd attack: the attacker blocked and filled its descriptor and could not write it "
-           "(exit %d): %s", arc, slurp(out));
+    VERIFY(arc == 0, "%s attack: the attacker carried it out (exit %d): %s", kind, arc, slurp(out));
     printf("%s", slurp(out));
     if (rc != 0) {   /* the daemon may hang: do not wait for it */
         victims_stop(v, 2);
@@ -231,9 +235,11 @@ static void wake_fd_attack(void)
         wait_child(d.pid, 5);
         return;
     }
-    victims_check(&d, v, 2, "after the wakefd attack");
+    char after[64];
+    snprintf(after, sizeof(after), "after the %s attack", kind);
+    victims_check(&d, v, 2, after);
     victims_stop(v, 2);
-    CHECK(daemon_stop(&d, 10) == 0, "wakefd attack: soundcardd did not stop cleanly (exit status above)");
+    CHECK(daemon_stop(&d, 10) == 0, "%s attack: soundcardd did not stop cleanly (exit status above)", kind);
 }
 
 int main(void)
@@ -273,6 +279,7 @@ int main(void)
     VERIFY(bad == 0 && frames > 48000 * seconds, "the tap (%.1f s) has %ld samples that are NaN, Inf or beyond "
            "[-1, 1] (first at %.3f s); peak of the rest %.3f", frames / 48000.0, bad, first_bad, peak);
     victims_check_tap(&d, v, 2, clean_from, clean_to);
-    wake_fd_attack();
+    wake_attack("wakefd", "blocks and fills its wake-up pipe", "pipe full");
+    wake_attack("futex", "has 256 threads wait on its futex word and scribbles it", "futex attack:");
     return harness_finish("reliability.scribble");
 }

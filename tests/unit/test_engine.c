@@ -16,7 +16,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
+#include <pthread.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -921,6 +925,100 @@ static void test_wakeups(void)
     rig_finish(&r);
 }
 
+/* The futex wake-up: the same wake-ups as the pipe's, each one step of
+ * wake.seq; FUTEX_WAKE only when the client said it sleeps (the engine then
+ * clears `waiting`); nothing in the pipe.  And a thread asleep in
+ * FUTEX_WAIT is woken by the cycle, every time (no lost wake-up). */
+struct sleeper {
+    _Atomic uint32_t *seq, *waiting;
+    uint32_t seen;
+    long result;
+    int error;
+    _Atomic pid_t tid;
+};
+
+static void *sleep_on_futex(void *arg)
+{
+    struct sleeper *z = arg;
+    atomic_store(&z->tid, (pid_t)syscall(SYS_gettid));
+    atomic_store(z->waiting, 1);
+    if (atomic_load(z->seq) != z->seen) {  /* as libsoundcard: look again after saying so */
+        z->result = 0;
+        return NULL;
+    }
+    struct timespec limit = { 5, 0 };
+    z->result = syscall(SYS_futex, z->seq, FUTEX_WAIT, z->seen, &limit, NULL, 0);
+    z->error = z->result < 0 ? errno : 0;
+    return NULL;
+}
+
+/* Whether thread `tid` of this process sleeps (state S in its stat line),
+ * waiting at most 2 s for it. */
+static bool thread_asleep(_Atomic pid_t *tid)
+{
+    for (int tries = 0; tries < 2000; tries++) {
+        char path[64], line[256];
+        snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)atomic_load(tid));
+        FILE *f = atomic_load(tid) ? fopen(path, "r") : NULL;
+        char *end = f && fgets(line, sizeof(line), f) ? strrchr(line, ')') : NULL;
+        if (f)
+            fclose(f);
+        if (end && end[1] == ' ' && end[2] == 'S')
+            return true;
+        struct timespec ms = { 0, 1000000 };
+        nanosleep(&ms, NULL);  /* polling /proc, which has no event to wait on */
+    }
+    return false;
+}
+
+static void test_futex_wakeups(void)
+{
+    struct rig r;
+    rig_init(&r);
+    struct tstream *ts[2] = { tstream_new(0, 2, 1024, 256), tstream_new(0, 2, 1024, 64) };
+    ts[0]->es.wake_futex = ts[1]->es.wake_futex = true;
+    struct shm_wake *w0 = &ts[0]->es.shm->wake, *w1 = &ts[1]->es.shm->wake;
+    rig_add_start(&r, ts, 2);
+    uint32_t seq0 = atomic_load(&w0->seq), seq1 = atomic_load(&w1->seq);
+    CHECK(seq0 >= 2 && seq1 >= 2);  /* ADD and START each woke the client */
+    float signal[8 * SAMPLES];
+    gen(signal, 8 * PERIOD, 2, 83, 0);
+    client_write(ts[0], signal, 8 * PERIOD);
+    client_write(ts[1], signal, 8 * PERIOD);
+    for (int k = 1; k <= 8; k++) {
+        atomic_store(&w1->waiting, (uint32_t)(k % 2));  /* asleep on odd cycles only */
+        atomic_store(&w0->waiting, 7);                  /* any non-zero value says asleep */
+        rig_cycle(&r);
+        CHECK(atomic_load(&w1->seq) == seq1 + (uint32_t)k);
+        CHECK(atomic_load(&w0->seq) == seq0 + (uint32_t)(k / 4));
+        CHECK(atomic_load(&w1->waiting) == 0);
+        CHECK(atomic_load(&w0->waiting) == (k % 4 == 0 ? 0u : 7u));  /* cleared only by a wake-up */
+    }
+    CHECK(client_wakes(ts[0]) == 0 && client_wakes(ts[1]) == 0);
+
+    /* A real sleeper, 50 times: each returns at once, never by its 5 s limit.
+     * A period written before each cycle: every cycle is a wake-up.  Every
+     * other time the cycle comes once the sleeper is asleep in FUTEX_WAIT,
+     * else whenever it comes (the sleeper may not have got to it yet). */
+    float more[SAMPLES];
+    gen(more, PERIOD, 2, 84, 0);
+    int late = 0;
+    for (int k = 0; k < 50; k++) {
+        CHECK(client_write(ts[1], more, PERIOD) == PERIOD);
+        struct sleeper z = { &w1->seq, &w1->waiting, atomic_load(&w1->seq), 0, 0, 0 };
+        pthread_t t;
+        CHECK(pthread_create(&t, NULL, sleep_on_futex, &z) == 0);
+        if (k % 2 == 0)
+            CHECK(thread_asleep(&z.tid));
+        rig_cycle(&r);
+        pthread_join(t, NULL);
+        late += z.result < 0 && z.error == ETIMEDOUT;
+    }
+    CHECK(late == 0);
+    rig_remove_free(&r, ts, 2);
+    rig_finish(&r);
+}
+
 /* A client scribbles over its own mapping: indices huge, negative, wrapped,
  * header fields wrong, ring full of NaN and 1e30.  The engine stays in
  * bounds (guard pages, ASan), the card stays finite in [-1, 1], and the other
@@ -933,6 +1031,7 @@ static void test_hostile_shm(void)
     struct tstream *victim = tstream_new(0, 2, CAP, PERIOD);
     struct tstream *evil = tstream_new(2, 2, CAP, PERIOD);
     tstream_guard(evil);
+    evil->es.wake_futex = true;  /* its wake-up words are scribbled too */
     struct tstream *ts[2] = { victim, evil };
     rig_add_start(&r, ts, 2);
 
@@ -980,6 +1079,8 @@ static void test_hostile_shm(void)
         h->capture_offset = 1;
         h->magic = 0;
         atomic_store(&h->counters.state, 0xffu);
+        atomic_store(&h->wake.seq, 0xdeadbeefu * (uint32_t)k);
+        atomic_store(&h->wake.waiting, k % 2 ? UINT32_MAX : (uint32_t)k);
 
         uint32_t victim_read = ring_load_read(&victim->es.shm->play);
         rig_cycle(&r);
@@ -1137,6 +1238,7 @@ int main(void)
     test_notes_while_draining();
     test_capture();
     test_wakeups();
+    test_futex_wakeups();
     test_hostile_shm();
     test_index_wrap();
     test_timing();

@@ -133,6 +133,12 @@ static const struct {
     {"open wake_frames null",
      "{\"id\":7,\"op\":\"stream.open\",\"output_channels\":2,\"wake_frames\":null}", BR,
      "field 'wake_frames'", 7},
+    {"open wakeup bogus",
+     "{\"id\":7,\"op\":\"stream.open\",\"output_channels\":2,\"wakeup\":\"eventfd\"}", BR,
+     "field 'wakeup' must be \"pipe\" or \"futex\"", 7},
+    {"open wakeup 1",
+     "{\"id\":7,\"op\":\"stream.open\",\"output_channels\":2,\"wakeup\":1}", BR,
+     "field 'wakeup'", 7},
     {"open device -2", "{\"id\":7,\"op\":\"stream.open\",\"output_channels\":2,\"device\":-2}", BR,
      "field 'device' must be an integer -1..", 7},
     {"open device 1.5", "{\"id\":7,\"op\":\"stream.open\",\"output_channels\":2,\"device\":1.5}", BR,
@@ -264,15 +270,17 @@ static void test_valid_ops(void)
     if (ok_parse("{\"id\":5,\"op\":\"stream.open\",\"output_channels\":2}", &r) == MSG_OK)
         CHECK(r.op == MSG_OP_STREAM_OPEN && r.u.open.name[0] == '\0' && r.u.open.device == -1 &&
                   r.u.open.input_channels == 0 && r.u.open.output_channels == 2 &&
-                  r.u.open.buffer_frames == 0 && r.u.open.wake_frames == 0,
-              "stream.open defaults");
+                  r.u.open.buffer_frames == 0 && r.u.open.wake_frames == 0 && !r.u.open.wake_futex,
+              "stream.open defaults (the wake-up pipe)");
     if (ok_parse("{\"id\":6,\"op\":\"stream.open\",\"name\":\"rec\",\"device\":3,"
                  "\"input_channels\":64,\"output_channels\":0,\"buffer_frames\":1048576,"
-                 "\"wake_frames\":1}", &r) == MSG_OK)
+                 "\"wake_frames\":1,\"wakeup\":\"futex\"}", &r) == MSG_OK)
         CHECK(strcmp(r.u.open.name, "rec") == 0 && r.u.open.device == 3 &&
                   r.u.open.input_channels == 64 && r.u.open.output_channels == 0 &&
-                  r.u.open.buffer_frames == 1048576 && r.u.open.wake_frames == 1,
+                  r.u.open.buffer_frames == 1048576 && r.u.open.wake_frames == 1 && r.u.open.wake_futex,
               "stream.open all fields");
+    if (ok_parse("{\"id\":6,\"op\":\"stream.open\",\"output_channels\":1,\"wakeup\":\"pipe\"}", &r) == MSG_OK)
+        CHECK(!r.u.open.wake_futex, "stream.open wakeup pipe");
     if (ok_parse("{\"id\":6,\"op\":\"stream.open\",\"device\":-1,\"input_channels\":1}", &r) ==
         MSG_OK)
         CHECK(r.u.open.device == -1 && r.u.open.input_channels == 1, "stream.open device -1");
