@@ -6,8 +6,14 @@
  * percentile and worst time in ns and the median as a share of the period;
  * --json prints one JSON array instead.
  *
- *   engine_bench [--cycles N] [--json] */
+ * The streams are woken as libsoundcard's are, through the futex word
+ * (every client marked as asleep before each cycle, so every wake-up is a
+ * FUTEX_WAKE system call, with nobody to wake); --wakeup pipe writes their
+ * wake-up pipes instead.
+ *
+ *   engine_bench [--cycles N] [--wakeup futex|pipe] [--json] */
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +52,8 @@ static void die(const char *what)
 }
 
 /* Made as daemon/stream.c makes a stream's engine part. */
+static bool wake_futex = true;
+
 static void stream_init(struct bench_stream *b, uint32_t period)
 {
     struct engine_stream *s = &b->es;
@@ -55,6 +63,7 @@ static void stream_init(struct bench_stream *b, uint32_t period)
     s->play_ring = shm_play_ring(s->shm, &s->layout);
     s->capture_ring = shm_capture_ring(s->shm, &s->layout);
     s->wake_fd = b->wake[1];
+    s->wake_futex = wake_futex;
     s->wake_frames = period;
     s->pending_stop = -1;
     atomic_init(&s->gain_bits, engine_bits_from_float(1.0f));
@@ -81,6 +90,7 @@ static void clients_keep_up(struct bench_stream *streams, uint32_t n)
         ring_publish(&h->capture.read_index, ring_load_write(&h->capture));
         while (read(streams[i].wake[0], buf, sizeof(buf)) > 0)
             ;
+        atomic_store(&h->wake.waiting, 1);
     }
 }
 
@@ -145,8 +155,12 @@ int main(int argc, char **argv)
             json = 1;
         else if (strcmp(argv[i], "--cycles") == 0 && i + 1 < argc)
             cycles = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--wakeup") == 0 && i + 1 < argc && strcmp(argv[i + 1], "pipe") == 0)
+            wake_futex = false, i++;
+        else if (strcmp(argv[i], "--wakeup") == 0 && i + 1 < argc && strcmp(argv[i + 1], "futex") == 0)
+            i++;
         else
-            die("usage: engine_bench [--cycles N] [--json]");
+            die("usage: engine_bench [--cycles N] [--wakeup futex|pipe] [--json]");
     }
     if (cycles < 100)
         die("--cycles must be at least 100");
