@@ -4,8 +4,9 @@
  * on the stream's futex word in the shm header (or, from a daemon that
  * offers only that, its wake-up pipe), which the daemon moves every
  * wake_frames frames of progress, and watches the socket so a dead daemon
- * ends a wait with an error instead of a hang.  With reconnect on (sc_client_set_reconnect), a stream
- * whose daemon went away is opened again on the next one (reopen below).
+ * ends a wait with an error instead of a hang.  With reconnect on
+ * (sc_client_set_reconnect), a stream whose daemon went away is opened again
+ * on the next one (reopen below).
  * Callback mode lives in callback.c, the conversions in pipeline.c. */
 #include <errno.h>
 #include <limits.h>
@@ -111,10 +112,6 @@ static void stream_free(sc_stream *s)
     free(s);
 }
 
-/* The latency budget, in card frames: what the stream keeps queued (and, for
- * capture, may hold) beyond what the card itself buffers.  At least two
- * periods (one playing, one queued), and a block plus a period, so the
- * client can always hand over a whole block before the ring runs dry. */
 /* The futex (one system call to wake, one to sleep, no lock a process can
  * hold); SOUNDCARD_WAKEUP=pipe asks for the pipe, which every daemon of
  * protocol 1 has, to compare the two. */
@@ -124,6 +121,10 @@ static const char *wakeup_wanted(void)
     return v && strcmp(v, "pipe") == 0 ? "pipe" : "futex";
 }
 
+/* The latency budget, in card frames: what the stream keeps queued (and, for
+ * capture, may hold) beyond what the card itself buffers.  At least two
+ * periods (one playing, one queued), and a block plus a period, so the
+ * client can always hand over a whole block before the ring runs dry. */
 static uint32_t latency_target(const sc_stream_params *p, uint32_t period, double card_rate,
                                uint32_t block_card, bool resampling)
 {
