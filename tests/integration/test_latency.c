@@ -9,7 +9,13 @@
  * and sc_stream_latency()'s input + output latency must add up to it.
  *
  * Cases: card 48000 Hz period 64 at the lowest latency; period 256 with
- * latency 0.05; a 44100 Hz stream on the 48000 Hz card (period 64). */
+ * latency 0.05; a 44100 Hz stream on the 48000 Hz card (period 64).
+ *
+ * A run in which the stream underran is measured again, up to three times
+ * (and says so): at the lowest latency, 2.7 ms, one late wake-up of the
+ * callback thread is an underrun, and the virtual machines this runs on
+ * have them (docs/timing.md); the latency after such a stall is one period
+ * longer, which is not what this test is about. */
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -94,10 +100,15 @@ static bool recorded_enough(void *ctx)
     return atomic_load_explicit(&l->recorded, memory_order_acquire) >= l->wanted;
 }
 
+#define MEASURE_AGAIN -2.0
+
 /* One run of the stream from start to stop: returns the round trip found
- * by cross-correlation, in the stream's frames (or -1). */
+ * by cross-correlation, in the stream's frames (or -1).  With `may_retry`,
+ * a run whose stream underran or overran returns MEASURE_AGAIN before any
+ * check: what it measured is the latency after a stall of the machine, not
+ * the stream's own. */
 static double run_once(const char *label, struct lat *l, double card_period, double frame_tolerance,
-                       bool call_latency_from_main, bool end_with_abort)
+                       bool call_latency_from_main, bool end_with_abort, bool may_retry)
 {
     sc_stream *s = l->s;
     double rate = l->rate;
@@ -145,7 +156,17 @@ static double run_once(const char *label, struct lat *l, double card_period, dou
     if (xruns)
         printf("info %s: the card xran %llu times while measuring: status 0x%x allowed, time info "
                "jumps allowed\n", label, (unsigned long long)xruns, flags);
-    VERIFY(after.underruns == before.underruns && after.overruns == before.overruns && (!flags || xruns),
+    bool clean = after.underruns == before.underruns && after.overruns == before.overruns && (!flags || xruns);
+    if (!clean && may_retry) {
+        /* At the lowest latency (2.7 ms at period 64) one late wake-up of the
+         * callback thread is enough, and this machine has them (docs/timing.md). */
+        printf("info %s: %llu underruns and %llu overruns while measuring (status 0x%x): the callback "
+               "thread was woken late; measuring again\n", label,
+               (unsigned long long)(after.underruns - before.underruns),
+               (unsigned long long)(after.overruns - before.overruns), flags);
+        return MEASURE_AGAIN;
+    }
+    VERIFY(clean,
            "%s: no underrun or overrun while measuring (%llu, %llu; status 0x%x, card xruns %llu)", label,
            (unsigned long long)(after.underruns - before.underruns),
            (unsigned long long)(after.overruns - before.overruns), flags, (unsigned long long)xruns);
@@ -225,6 +246,16 @@ static double run_once(const char *label, struct lat *l, double card_period, dou
     return measured;
 }
 
+/* run_once, up to three times while the stream underruns. */
+static double run_clean(const char *label, struct lat *l, double card_period, double frame_tolerance,
+                        bool call_latency_from_main, bool end_with_abort)
+{
+    double r = MEASURE_AGAIN;
+    for (int attempt = 1; attempt <= 3 && r == MEASURE_AGAIN; attempt++)
+        r = run_once(label, l, card_period, frame_tolerance, call_latency_from_main, end_with_abort, attempt < 3);
+    return r;
+}
+
 /* One case: a fresh daemon and stream, measured, stopped, started again
  * and measured again.  Returns the first run's round trip (or -1). */
 static double measure(const char *label, const char *period, double rate, double latency,
@@ -267,17 +298,17 @@ static double measure(const char *label, const char *period, double rate, double
     double first = -1;
     if (err == 0) {
         double card_period = atof(period);
-        first = run_once(label, &l, card_period, frame_tolerance, false, false);
+        first = run_clean(label, &l, card_period, frame_tolerance, false, false);
         /* Stopped (or aborted) and started again, the stream is the same
          * stream: the same round trip, no input from before the start. */
         char again[64];
         snprintf(again, sizeof(again), "%s after stop", label);
-        double second = run_once(again, &l, card_period, frame_tolerance, false, true);
+        double second = run_clean(again, &l, card_period, frame_tolerance, false, true);
         VERIFY(first >= 0 && second >= 0 && fabs(second - first) <= frame_tolerance,
                "%s: the round trip after stop and start %.2f frames == the first %.2f (±%g)", label,
                second, first, frame_tolerance);
         snprintf(again, sizeof(again), "%s after abort", label);
-        double third = run_once(again, &l, card_period, frame_tolerance, call_latency_from_main, false);
+        double third = run_clean(again, &l, card_period, frame_tolerance, call_latency_from_main, false);
         VERIFY(first >= 0 && third >= 0 && fabs(third - first) <= frame_tolerance,
                "%s: the round trip after abort and start %.2f frames == the first %.2f (±%g)", label,
                third, first, frame_tolerance);
