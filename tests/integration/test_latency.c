@@ -148,7 +148,7 @@ static double run_once(const char *label, struct lat *l, double card_period, dou
     VERIFY(l->wrong_frames == 0, "%s: all %ld calls had %lu frames", label, calls, l->block);
     /* A card xrun (the dummy card woken more than four periods late: at
      * period 64 that is 5.3 ms, which this virtual machine's realtime
-     * threads are now and then, up to 15 ms: docs/timing.md) sets
+     * threads are now and then, by up to tens of ms: docs/timing.md) sets
      * both status flags of every stream, as PortAudio reports a card's
      * xrun; the stream's own counters must still not move. */
     uint64_t xruns = card_after.xruns - card_before.xruns;
