@@ -6,7 +6,8 @@
  * `soundcard tone` for the same time.  For SC_TINY_SECONDS (default 30):
  * every callback gets exactly its blocksize, the callbacks produce
  * rate * seconds frames (±2 %), no stream underruns, and the tap holds all
- * seven tones in every 100 ms.
+ * seven tones in every 100 ms.  A run in which the streams underran while
+ * the card itself xran is measured again, up to three times (run_once).
  *
  * AddressSanitizer builds (SC_SANITIZED, set by CMake from SC_SANITIZE,
  * names "address") run the same streams at SC_TINY_SANITIZED_LATENCY
@@ -29,6 +30,8 @@
 
 #define NSTREAMS 6
 #define AMP 0.1
+#define CARD_PERIOD 64 /* soundcardd --period 64 --rate 48000, below */
+#define CARD_RATE 48000.0
 
 struct tiny {
     char name[32];
@@ -85,22 +88,25 @@ static double proc_cpu(pid_t pid)
     return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
 }
 
-int main(void)
+/* The card's cycles so far: the tap holds CARD_PERIOD frames of each. */
+static double card_cycles(const char *socket_path)
 {
-    double seconds = env_number("SC_TINY_SECONDS", 30);
-    double latency = 0.02;
-    if (sanitized("address")) {
-        latency = env_number("SC_TINY_SANITIZED_LATENCY", 0.05);
-        printf("note: AddressSanitizer build (SC_SANITIZED=%s): the streams run at latency %g s instead "
-               "of 0.02 s\n", getenv("SC_SANITIZED"), latency);
-    }
-    printf("== six callback streams, blocksizes 2/4/16 at 44100/48000 Hz, latency %g s, %g s, card period 64 ==\n",
-           latency, seconds);
+    cJSON *stats = stats_snapshot(socket_path);
+    double cycles = json_number(cJSON_GetObjectItemCaseSensitive(stats, "server"), "cycles");
+    cJSON_Delete(stats);
+    return cycles;
+}
+
+/* One run on a fresh daemon.  With `may_retry`, a run in which a stream
+ * underran while the card also xran returns true before any check: the
+ * card's own SCHED_FIFO thread woken more than four periods late shows the
+ * machine stalled (docs/timing.md), and what was measured is that stall. */
+static bool run_once(double seconds, double latency, bool may_retry)
+{
     char secs[32];
     snprintf(secs, sizeof(secs), "%g", seconds);
-
     struct daemon d;
-    daemon_start(&d, (const char *const[]){ "--period", "64", "--tap", "@/tap.wav", NULL }, 10);
+    daemon_start(&d, (const char *const[]){ "--period", "64", "--rate", "48000", "--tap", "@/tap.wav", NULL }, 10);
     char out[256];
     snprintf(out, sizeof(out), "%s", daemon_path(&d, "tone.out"));
     const char *tone[] = { harness_bin("soundcard"), "tone", "--freq", "2000", "--seconds", secs, "--gain",
@@ -109,10 +115,11 @@ int main(void)
     if (sc_client_open(&client, d.socket_path, "tiny-blocks") < 0) {
         CHECK(0, "connect: %s", sc_last_error());
         daemon_stop(&d, 10);
-        return harness_finish("tiny_blocks");
+        return false;
     }
 
     static struct tiny t[NSTREAMS];
+    memset(t, 0, sizeof(t));
     const unsigned long sizes[3] = { 2, 4, 16 };
     const double rates[2] = { 44100, 48000 };
     const double freqs[NSTREAMS] = { 300, 500, 700, 1100, 1300, 1700 };
@@ -140,8 +147,11 @@ int main(void)
         if (t[i].s)
             CHECK(sc_stream_start(t[i].s) == 0, "start %s: %s", t[i].name, sc_last_error());
 
-    /* The measurement window: `seconds` of audio, less the start. */
+    /* The measurement window: `seconds` of audio, less the start.  Where
+     * it lies in the tap comes from the card's cycles, not the clock: a
+     * card xrun skips the lost time, so the tap is shorter than the run. */
     long f0[NSTREAMS];
+    double cycles0 = card_cycles(d.socket_path);
     double cpu0 = cpu_seconds(CLOCK_PROCESS_CPUTIME_ID), dcpu0 = proc_cpu(d.pid);
     double t0 = now_seconds();
     for (int i = 0; i < NSTREAMS; i++)
@@ -158,10 +168,23 @@ int main(void)
     for (int i = 0; i < NSTREAMS; i++)
         f1[i] = atomic_load(&t[i].frames);
     cJSON *stats = stats_snapshot(d.socket_path);
+    cJSON *server = cJSON_GetObjectItemCaseSensitive(stats, "server");
+    double cycles1 = json_number(server, "cycles"), card_xruns = json_number(server, "xruns");
     printf("info window %.3f s: this process %.2f s CPU (%.0f%% of one core), soundcardd %.2f s (%.0f%%), "
-           "card xruns %.0f\n", elapsed, cpu, 100 * cpu / elapsed, dcpu, 100 * dcpu / elapsed,
-           json_number(cJSON_GetObjectItemCaseSensitive(stats, "server"), "xruns"));
+           "card xruns %.0f, card cycles %.0f (%.3f s)\n", elapsed, cpu, 100 * cpu / elapsed, dcpu,
+           100 * dcpu / elapsed, card_xruns, cycles1 - cycles0, (cycles1 - cycles0) * CARD_PERIOD / CARD_RATE);
+    unsigned long long underruns = 0;
     for (int i = 0; i < NSTREAMS; i++) {
+        sc_stream_stats st = { 0 };
+        if (t[i].s)
+            sc_stream_get_stats(t[i].s, &st);
+        underruns += st.underruns;
+    }
+    bool again = may_retry && underruns > 0 && card_xruns > 0;
+    if (again)
+        printf("info the streams underran %llu times and the card xran %.0f times: the machine stalled; "
+               "measuring again\n", underruns, card_xruns);
+    for (int i = 0; i < NSTREAMS && !again; i++) {
         struct tiny *s = &t[i];
         if (!s->s)
             continue;
@@ -195,6 +218,8 @@ int main(void)
     VERIFY(rc == 0 && strstr(slurp(out), "underruns=0 "), "the other process's tone: exit %d, %s", rc,
            slurp(out));
     CHECK(daemon_stop(&d, 10) == 0, "soundcardd did not stop cleanly");
+    if (again)
+        return true;
 
     /* The tap, in the middle of the run: all seven tones in every block. */
     const char *tap = daemon_path(&d, "tap.wav");
@@ -203,8 +228,8 @@ int main(void)
     double first, last;
     if (wav_extent(tap, 0.01, &rate, &frames, &first, &last) == 0 && first >= 0) {
         char from[32], to[32];
-        snprintf(from, sizeof(from), "%.3f", first + 0.3);
-        snprintf(to, sizeof(to), "%.3f", first + window - 0.2);
+        snprintf(from, sizeof(from), "%.3f", cycles0 * CARD_PERIOD / rate + 0.3);
+        snprintf(to, sizeof(to), "%.3f", cycles1 * CARD_PERIOD / rate - 0.1);
         const char *args[] = { harness_bin("wavcheck"), tap, "--from", from, "--to", to, "--block-ms", "100",
                                "--tolerance", "0.05", "--expect", "300:0.1", "--expect", "500:0.1",
                                "--expect", "700:0.1", "--expect", "1100:0.1", "--expect", "1300:0.1",
@@ -217,5 +242,22 @@ int main(void)
     } else {
         VERIFY(0, "the tap holds sound");
     }
+    return false;
+}
+
+int main(void)
+{
+    double seconds = env_number("SC_TINY_SECONDS", 30);
+    double latency = 0.02;
+    if (sanitized("address")) {
+        latency = env_number("SC_TINY_SANITIZED_LATENCY", 0.05);
+        printf("note: AddressSanitizer build (SC_SANITIZED=%s): the streams run at latency %g s instead "
+               "of 0.02 s\n", getenv("SC_SANITIZED"), latency);
+    }
+    printf("== six callback streams, blocksizes 2/4/16 at 44100/48000 Hz, latency %g s, %g s, card period 64 ==\n",
+           latency, seconds);
+    for (int attempt = 1; attempt <= 3; attempt++)
+        if (!run_once(seconds, latency, attempt < 3))
+            break;
     return harness_finish("tiny_blocks");
 }
