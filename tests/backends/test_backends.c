@@ -466,18 +466,28 @@ static int run(struct daemon *d, const char *const *argv, const char *out, doubl
     return wait_child(spawn_client(d, argv, out), timeout);
 }
 
-static bool wavcheck(struct daemon *d, const char *wav, const char *const *checks)
+static bool wavcheck(const char *wav, const char *const *checks)
 {
     const char *argv[40] = { harness_bin("wavcheck"), wav };
     int n = 2;
     for (const char *const *c = checks; *c && n < 39; c++)
         argv[n++] = *c;
     argv[n] = NULL;
-    return run(d, argv, NULL, 30) == 0;
+    fflush(stdout);
+    return wait_child(spawn_process(argv, NULL, NULL, NULL), 30) == 0;
 }
 
-/* Two clients, 440 Hz and 1000 Hz at 0.25 each: the card plays both. */
-static void check_two_tones(struct rig *r)
+static double card_xruns(struct daemon *d)
+{
+    cJSON *stats = stats_snapshot(d->socket_path);
+    double xruns = json_number(cJSON_GetObjectItemCaseSensitive(stats, "server"), "xruns");
+    cJSON_Delete(stats);
+    return xruns;
+}
+
+/* Two clients, 440 Hz and 1000 Hz at 0.25 each, played once on a fresh
+ * daemon; returns how many times the card xran while they played. */
+static double play_two_tones(struct rig *r)
 {
     struct daemon d;
     daemon_up(r, &d, true, NULL);
@@ -494,10 +504,12 @@ static void check_two_tones(struct rig *r)
     char out_a[256], out_b[256];
     snprintf(out_a, sizeof(out_a), "%s", rig_path(r, "a.out"));
     snprintf(out_b, sizeof(out_b), "%s", rig_path(r, "b.out"));
+    double xruns_before = card_xruns(&d);
     pid_t a = spawn_client(&d, tone_a, out_a);
     pid_t b = spawn_client(&d, tone_b, out_b);
     CHECK(wait_child(a, 30) == 0, "tone 440 failed: %s", slurp(out_a));
     CHECK(wait_child(b, 30) == 0, "tone 1000 failed: %s", slurp(out_b));
+    double xruns = card_xruns(&d) - xruns_before;
     CHECK(strstr(slurp(out_a), "underruns=0 "), "tone 440 underran: %s", slurp(out_a));
     CHECK(strstr(slurp(out_b), "underruns=0 "), "tone 1000 underran: %s", slurp(out_b));
     if (r->kind == JACK)
@@ -505,13 +517,19 @@ static void check_two_tones(struct rig *r)
     CHECK(daemon_stop(&d, 15) == 0, "soundcardd did not stop cleanly");
     if (r->kind != JACK)
         output_end(r, &d);
+    return xruns;
+}
 
+/* What the card played holds both tones, clean, in every 50 ms on both
+ * channels; `report`: a wrong channel is a failure (else only said). */
+static bool played_two_tones(struct rig *r, bool report)
+{
     int rate;
     long frames;
     double first, last;
     if (wav_extent(r->played, 0.01, &rate, &frames, &first, &last) != 0) {
         CHECK(false, "cannot read what the card played (%s)", r->played);
-        return;
+        return true;  /* failed already; playing again would not help */
     }
     printf("%s: the card played %.3f s of sound, from %.3f s to %.3f s of %s\n", r->backend,
            last - first, first, last, r->played);
@@ -521,14 +539,35 @@ static void check_two_tones(struct rig *r)
     char from[32], to[32];
     snprintf(from, sizeof(from), "%.3f", first + 0.5);
     snprintf(to, sizeof(to), "%.3f", last - 0.5);
+    bool clean = true;
     for (int ch = 0; ch < 2; ch++) {
         char channel[8];
         snprintf(channel, sizeof(channel), "%d", ch);
-        CHECK(wavcheck(&d, r->played,
-                       (const char *const[]){ "--from", from, "--to", to, "--block-ms", "50", "--channel",
-                                              channel, "--expect", "440:0.25", "--expect", "1000:0.25",
-                                              "--tolerance", "0.05", "--absent", "700", NULL }),
-              "%s: wavcheck found the played sound wrong on channel %d", r->backend, ch);
+        bool ok = wavcheck(r->played,
+                           (const char *const[]){ "--from", from, "--to", to, "--block-ms", "50", "--channel",
+                                                  channel, "--expect", "440:0.25", "--expect", "1000:0.25",
+                                                  "--tolerance", "0.05", "--absent", "700", NULL });
+        if (report)
+            CHECK(ok, "%s: wavcheck found the played sound wrong on channel %d", r->backend, ch);
+        clean = clean && ok;
+    }
+    return clean;
+}
+
+/* The two tones, played again (up to three times) while a card xrun
+ * explains a gap in them: a card thread woken too late (ALSA, PortAudio
+ * and the dummy card then skip or fill what was lost) is this machine's
+ * stall, not soundcard's mixing.  With no card xrun, one wrong block fails. */
+static void check_two_tones(struct rig *r)
+{
+    for (int attempt = 1;; attempt++) {
+        double xruns = play_two_tones(r);
+        if (xruns > 0)
+            printf("info %s: the card xran %.0f times while the tones played\n", r->backend, xruns);
+        bool last = attempt == 3 || xruns == 0;
+        if (played_two_tones(r, last) || last)
+            return;
+        printf("info %s: the sound has a gap where the card xran: playing again\n", r->backend);
     }
 }
 
@@ -548,7 +587,7 @@ static void check_record(struct rig *r, struct daemon *d)
     CHECK(rate == RATE && frames == 72000, "recorded %ld frames at %d Hz, expected 72000 at 48000", frames,
           rate);
     CHECK(first >= 0 && first < 0.01, "the recording starts with %.3f s of silence", first);
-    CHECK(wavcheck(d, wav,
+    CHECK(wavcheck(wav,
                    (const char *const[]){ "--block-ms", "50", "--expect", "700:0.5", "--tolerance", "0.02",
                                           "--absent", "440", "--absent", "1000", NULL }),
           "%s: the recording is not a clean 700 Hz at 0.5", r->backend);
@@ -996,7 +1035,7 @@ static int test_loss(const char *backend)
     for (int ch = 0; ch < 2; ch++) {
         char channel[8];
         snprintf(channel, sizeof(channel), "%d", ch);
-        CHECK(wavcheck(&d, wav_copy,
+        CHECK(wavcheck(wav_copy,
                        (const char *const[]){ "--block-ms", "50", "--channel", channel, "--expect", "440:0.25",
                                               "--tolerance", tolerance, NULL }),
               "%s: after the card came back it does not play the survivor's 440 Hz (channel %d)", backend, ch);
