@@ -477,14 +477,6 @@ static bool wavcheck(const char *wav, const char *const *checks)
     return wait_child(spawn_process(argv, NULL, NULL, NULL), 30) == 0;
 }
 
-static double card_xruns(struct daemon *d)
-{
-    cJSON *stats = stats_snapshot(d->socket_path);
-    double xruns = json_number(cJSON_GetObjectItemCaseSensitive(stats, "server"), "xruns");
-    cJSON_Delete(stats);
-    return xruns;
-}
-
 /* Two clients, 440 Hz and 1000 Hz at 0.25 each, played once on a fresh
  * daemon; returns how many times the card xran while they played. */
 static double play_two_tones(struct rig *r)

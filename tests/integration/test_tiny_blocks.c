@@ -30,8 +30,6 @@
 
 #define NSTREAMS 6
 #define AMP 0.1
-#define CARD_PERIOD 64 /* soundcardd --period 64 --rate 48000, below */
-#define CARD_RATE 48000.0
 
 struct tiny {
     char name[32];
@@ -88,15 +86,6 @@ static double proc_cpu(pid_t pid)
     return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
 }
 
-/* The card's cycles so far: the tap holds CARD_PERIOD frames of each. */
-static double card_cycles(const char *socket_path)
-{
-    cJSON *stats = stats_snapshot(socket_path);
-    double cycles = json_number(cJSON_GetObjectItemCaseSensitive(stats, "server"), "cycles");
-    cJSON_Delete(stats);
-    return cycles;
-}
-
 /* One run on a fresh daemon.  With `may_retry`, a run in which a stream
  * underran while the card also xran returns true before any check: the
  * card's own SCHED_FIFO thread woken more than four periods late shows the
@@ -106,7 +95,7 @@ static bool run_once(double seconds, double latency, bool may_retry)
     char secs[32];
     snprintf(secs, sizeof(secs), "%g", seconds);
     struct daemon d;
-    daemon_start(&d, (const char *const[]){ "--period", "64", "--rate", "48000", "--tap", "@/tap.wav", NULL }, 10);
+    daemon_start(&d, (const char *const[]){ "--period", "64", "--tap", "@/tap.wav", NULL }, 10);
     char out[256];
     snprintf(out, sizeof(out), "%s", daemon_path(&d, "tone.out"));
     const char *tone[] = { harness_bin("soundcard"), "tone", "--freq", "2000", "--seconds", secs, "--gain",
@@ -148,10 +137,10 @@ static bool run_once(double seconds, double latency, bool may_retry)
             CHECK(sc_stream_start(t[i].s) == 0, "start %s: %s", t[i].name, sc_last_error());
 
     /* The measurement window: `seconds` of audio, less the start.  Where
-     * it lies in the tap comes from the card's cycles, not the clock: a
-     * card xrun skips the lost time, so the tap is shorter than the run. */
+     * it lies in the tap comes from card time, not the clock: a card xrun
+     * skips the lost time, so the tap is shorter than the run. */
     long f0[NSTREAMS];
-    double cycles0 = card_cycles(d.socket_path);
+    double card0 = card_seconds(&d);
     double cpu0 = cpu_seconds(CLOCK_PROCESS_CPUTIME_ID), dcpu0 = proc_cpu(d.pid);
     double t0 = now_seconds();
     for (int i = 0; i < NSTREAMS; i++)
@@ -167,12 +156,12 @@ static bool run_once(double seconds, double latency, bool may_retry)
     long f1[NSTREAMS];
     for (int i = 0; i < NSTREAMS; i++)
         f1[i] = atomic_load(&t[i].frames);
+    double card1 = card_seconds(&d);
     cJSON *stats = stats_snapshot(d.socket_path);
-    cJSON *server = cJSON_GetObjectItemCaseSensitive(stats, "server");
-    double cycles1 = json_number(server, "cycles"), card_xruns = json_number(server, "xruns");
+    double xruns = json_number(cJSON_GetObjectItemCaseSensitive(stats, "server"), "xruns");
     printf("info window %.3f s: this process %.2f s CPU (%.0f%% of one core), soundcardd %.2f s (%.0f%%), "
-           "card xruns %.0f, card cycles %.0f (%.3f s)\n", elapsed, cpu, 100 * cpu / elapsed, dcpu,
-           100 * dcpu / elapsed, card_xruns, cycles1 - cycles0, (cycles1 - cycles0) * CARD_PERIOD / CARD_RATE);
+           "card xruns %.0f, card time %.3f s\n", elapsed, cpu, 100 * cpu / elapsed, dcpu, 100 * dcpu / elapsed,
+           xruns, card1 - card0);
     unsigned long long underruns = 0;
     for (int i = 0; i < NSTREAMS; i++) {
         sc_stream_stats st = { 0 };
@@ -180,10 +169,10 @@ static bool run_once(double seconds, double latency, bool may_retry)
             sc_stream_get_stats(t[i].s, &st);
         underruns += st.underruns;
     }
-    bool again = may_retry && underruns > 0 && card_xruns > 0;
+    bool again = may_retry && underruns > 0 && xruns > 0;
     if (again)
         printf("info the streams underran %llu times and the card xran %.0f times: the machine stalled; "
-               "measuring again\n", underruns, card_xruns);
+               "measuring again\n", underruns, xruns);
     for (int i = 0; i < NSTREAMS && !again; i++) {
         struct tiny *s = &t[i];
         if (!s->s)
@@ -228,8 +217,8 @@ static bool run_once(double seconds, double latency, bool may_retry)
     double first, last;
     if (wav_extent(tap, 0.01, &rate, &frames, &first, &last) == 0 && first >= 0) {
         char from[32], to[32];
-        snprintf(from, sizeof(from), "%.3f", cycles0 * CARD_PERIOD / rate + 0.3);
-        snprintf(to, sizeof(to), "%.3f", cycles1 * CARD_PERIOD / rate - 0.1);
+        snprintf(from, sizeof(from), "%.3f", card0 + 0.3);
+        snprintf(to, sizeof(to), "%.3f", card1 - 0.1);
         const char *args[] = { harness_bin("wavcheck"), tap, "--from", from, "--to", to, "--block-ms", "100",
                                "--tolerance", "0.05", "--expect", "300:0.1", "--expect", "500:0.1",
                                "--expect", "700:0.1", "--expect", "1100:0.1", "--expect", "1300:0.1",

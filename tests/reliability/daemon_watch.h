@@ -162,23 +162,6 @@ static inline bool all_running(cJSON *stats, void *ctx)
     return true;
 }
 
-/* Where the card is now, in seconds of card time: the tap's clock (the tap
- * records every period from the first). */
-static inline double card_seconds(struct daemon *d)
-{
-    static double period, rate;
-    if (rate == 0) {
-        cJSON *info = request_once(d->socket_path, "{\"op\":\"server.info\"}");
-        period = json_number(info, "period");
-        rate = json_number(info, "rate");
-        cJSON_Delete(info);
-    }
-    cJSON *stats = stats_snapshot(d->socket_path);
-    double cycles = json_number(cJSON_GetObjectItemCaseSensitive(stats, "server"), "cycles");
-    cJSON_Delete(stats);
-    return rate > 0 && cycles >= 0 ? cycles * period / rate : -1;
-}
-
 /* Wait until the card has run `seconds` (card time), at most `timeout` s.
  * The tap's ring (tap.c) holds 5.5 s: until it has been written through
  * once, its pages still become resident, which is not a leak. */

@@ -147,14 +147,6 @@ static bool wait_line(int fd, const char *text, double timeout)
     }
 }
 
-static double server_xruns(struct daemon *d)
-{
-    cJSON *info = request_once(d->socket_path, "{\"op\":\"server.info\"}");
-    double x = info ? json_number(info, "xruns") : -1;
-    cJSON_Delete(info);
-    return x;
-}
-
 static const char *server_state(struct daemon *d)
 {
     static char state[32];
@@ -209,11 +201,11 @@ static void test_short_stall(void)
     CHECK(wait_until(&t.callbacks, after + 3 * RATE / 256, 10), "short stall: the stream was not called back");
     sc_stream_stats st = { 0 };
     CHECK(sc_stream_get_stats(t.stream, &st) == 0, "short stall: stats: %s", sc_last_error());
-    printf("short stall: %.0f xruns, %llu underruns, %lu underflow and %lu overflow callbacks\n", server_xruns(&d),
+    printf("short stall: %.0f xruns, %llu underruns, %lu underflow and %lu overflow callbacks\n", card_xruns(&d),
            (unsigned long long)st.underruns, atomic_load(&t.underflows), atomic_load(&t.overflows));
     CHECK(strstr(slurp(d.log_path), "injecting a stall of 70 ms"), "short stall: the log says no stall was injected");
-    CHECK(server_xruns(&d) == 0, "short stall: 50 ms inside an 85 ms card buffer counted %.0f xruns",
-          server_xruns(&d));
+    CHECK(card_xruns(&d) == 0, "short stall: 50 ms inside an 85 ms card buffer counted %.0f xruns",
+          card_xruns(&d));
     CHECK(st.underruns == 0 && atomic_load(&t.underflows) == 0 && atomic_load(&t.overflows) == 0,
           "short stall: the stream underran (%llu underruns, %lu underflow callbacks, %lu overflow callbacks)",
           (unsigned long long)st.underruns, atomic_load(&t.underflows), atomic_load(&t.overflows));
@@ -230,19 +222,19 @@ static void test_stall(void)
     tone_start(&t, &d);
     int events = subscribe(&d);
     CHECK(wait_line(events, "\"id\":2", 5), "stall: subscribe not answered");
-    CHECK(server_xruns(&d) == 0, "stall: xruns before any fault");
+    CHECK(card_xruns(&d) == 0, "stall: xruns before any fault");
     CHECK(atomic_load(&t.underflows) == 0 && atomic_load(&t.overflows) == 0,
           "stall: status flags set before any fault");
 
     kill(d.pid, SIGUSR1);
     CHECK(wait_line(events, "\"server.xrun\"", 3), "stall: no server.xrun event within 3 s");
-    CHECK(server_xruns(&d) >= 1, "stall: server.info reports %.0f xruns", server_xruns(&d));
+    CHECK(card_xruns(&d) >= 1, "stall: server.info reports %.0f xruns", card_xruns(&d));
     CHECK(wait_until(&t.underflows, 1, 2), "stall: no callback saw SC_OUTPUT_UNDERFLOW");
     CHECK(wait_until(&t.overflows, 1, 2), "stall: no callback saw SC_INPUT_OVERFLOW");
     CHECK(strcmp(server_state(&d), "running") == 0, "stall: the card is %s", server_state(&d));
     unsigned long after = atomic_load(&t.callbacks);
     CHECK(wait_until(&t.callbacks, after + 2 * RATE / 256, 5), "stall: the stream was not called back after it");
-    printf("stall: %.0f xrun(s); %lu underflow and %lu overflow callbacks\n", server_xruns(&d),
+    printf("stall: %.0f xrun(s); %lu underflow and %lu overflow callbacks\n", card_xruns(&d),
            atomic_load(&t.underflows), atomic_load(&t.overflows));
     const char *log = slurp(d.log_path);
     CHECK(strstr(log, "injecting a stall of 300 ms") && strstr(log, "xrun"),
@@ -269,7 +261,7 @@ static void test_lost(const char *fault, const char *how)
     double lost_at = now_seconds();
     CHECK(wait_line(events, "\"state\":\"running\"", 6), "%s: no server.state running event within 6 s", fault);
     printf("%s: the card was away %.2f s after it was reported lost\n", fault, now_seconds() - lost_at);
-    CHECK(server_xruns(&d) >= 1, "%s: server.info reports %.0f xruns", fault, server_xruns(&d));
+    CHECK(card_xruns(&d) >= 1, "%s: server.info reports %.0f xruns", fault, card_xruns(&d));
     CHECK(wait_until(&t.underflows, 1, 3), "%s: no callback saw SC_OUTPUT_UNDERFLOW", fault);
     CHECK(wait_until(&t.overflows, 1, 3), "%s: no callback saw SC_INPUT_OVERFLOW", fault);
     unsigned long after = atomic_load(&t.callbacks);

@@ -394,6 +394,28 @@ double json_number(cJSON *obj, const char *key)
     return cJSON_IsNumber(v) ? v->valuedouble : -1.0;
 }
 
+double card_seconds(struct daemon *d)
+{
+    if (d->card_rate <= 0) {
+        cJSON *info = request_once(d->socket_path, "{\"op\":\"server.info\"}");
+        d->card_period = json_number(info, "period");
+        d->card_rate = json_number(info, "rate");
+        cJSON_Delete(info);
+    }
+    cJSON *stats = stats_snapshot(d->socket_path);
+    double cycles = json_number(cJSON_GetObjectItemCaseSensitive(stats, "server"), "cycles");
+    cJSON_Delete(stats);
+    return d->card_rate > 0 && cycles >= 0 ? cycles * d->card_period / d->card_rate : -1;
+}
+
+double card_xruns(struct daemon *d)
+{
+    cJSON *info = request_once(d->socket_path, "{\"op\":\"server.info\"}");
+    double x = info ? json_number(info, "xruns") : -1;
+    cJSON_Delete(info);
+    return x;
+}
+
 cJSON *stats_find_stream(cJSON *stats, const char *name)
 {
     cJSON *client, *stream;

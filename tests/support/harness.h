@@ -17,6 +17,7 @@ struct daemon {
     char socket_path[108];
     char log_path[128];
     struct notify_watch *notify;  /* daemon_start_watched: every sd_notify message */
+    double card_rate, card_period;  /* card_seconds: from server.info, at its first call */
 };
 
 extern int harness_failures;
@@ -73,6 +74,12 @@ cJSON *request_once(const char *socket_path, const char *request);
 /* The stream named `name` in a stats reply, or NULL. */
 cJSON *stats_find_stream(cJSON *stats, const char *name);
 double json_number(cJSON *obj, const char *key);
+/* Where the card is now, in seconds of card time: the tap's clock (the tap
+ * records every period from the first; a card xrun skips the lost time, so
+ * card time falls behind the wall clock), or -1. */
+double card_seconds(struct daemon *d);
+/* The card's xruns so far (server.info), or -1 when the daemon does not answer. */
+double card_xruns(struct daemon *d);
 /* Take stats snapshots every 20 ms until `done(stats, ctx)` is true or
  * `timeout` seconds pass; returns whether it became true. */
 bool wait_for_stats(const char *socket_path, bool (*done)(cJSON *stats, void *ctx), void *ctx,
