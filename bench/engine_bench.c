@@ -51,9 +51,9 @@ static void die(const char *what)
     exit(1);
 }
 
-/* Made as daemon/stream.c makes a stream's engine part. */
-static bool wake_futex = true;
+static bool wake_futex = true;  /* --wakeup pipe clears it */
 
+/* Made as daemon/stream.c makes a stream's engine part. */
 static void stream_init(struct bench_stream *b, uint32_t period)
 {
     struct engine_stream *s = &b->es;
