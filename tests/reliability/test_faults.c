@@ -213,15 +213,29 @@ static void test_short_stall(void)
     tone_stop(&t);
 }
 
-/* A short stall: periods are lost (one xrun), nothing else changes. */
+/* A short stall: periods are lost (one xrun), nothing else changes.  A
+ * card that xran before the fault was stalled by this machine (its
+ * SCHED_FIFO thread woken more than four periods late, docs/timing.md):
+ * then the case starts again, up to three times, so that what it sees
+ * after the fault is the fault's. */
 static void test_stall(void)
 {
     struct daemon d;
-    start_faulty(&d, "stall:300", "256");
     struct tone_client t;
-    tone_start(&t, &d);
-    int events = subscribe(&d);
-    CHECK(wait_line(events, "\"id\":2", 5), "stall: subscribe not answered");
+    int events;
+    for (int attempt = 1;; attempt++) {
+        start_faulty(&d, "stall:300", "256");
+        tone_start(&t, &d);
+        events = subscribe(&d);
+        CHECK(wait_line(events, "\"id\":2", 5), "stall: subscribe not answered");
+        double early = card_xruns(&d);
+        if (early == 0 || attempt == 3)
+            break;
+        printf("stall: the card xran %.0f times before any fault (the machine stalled): starting again\n", early);
+        close(events);
+        CHECK(daemon_stop(&d, 10) == 0, "stall: the daemon did not stop cleanly");
+        tone_stop(&t);
+    }
     CHECK(card_xruns(&d) == 0, "stall: xruns before any fault");
     CHECK(atomic_load(&t.underflows) == 0 && atomic_load(&t.overflows) == 0,
           "stall: status flags set before any fault");
