@@ -1,7 +1,8 @@
-/* Callback mode: one thread per stream, woken by the stream's wake-up pipe, that
- * calls the application's callback with exactly `blocksize` frames whenever
- * a block of input has arrived and/or a block of output fits, so the ring
- * never holds more than the stream's latency budget. */
+/* Callback mode: one thread per stream, woken by the daemon (its futex word
+ * or its pipe), that calls the application's callback with exactly
+ * `blocksize` frames whenever a block of input has arrived and/or a block of
+ * output fits, so the ring never holds more than the stream's latency
+ * budget. */
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -60,8 +61,10 @@ static void publish_latency(sc_stream *s, const sc_time_info *t)
 static bool block_ready(sc_stream *s)
 {
     uint32_t b = (uint32_t)s->blocksize;
-    if (s->capture_ring && pipeline_in_pump(s) < b)
+    if (s->capture_ring && (pipeline_in_in_place(s) ? pipeline_in_ring_fill(s) : pipeline_in_pump(s)) < b)
         return false;
+    if (s->play_ring && pipeline_out_in_place(s))
+        return pipeline_out_ring_room(s) >= b;
     if (s->play_ring) {
         pipeline_out_pump(s);
         if (pipeline_out_room(s) < (long)b || pipeline_out_space(s) < b)
@@ -75,19 +78,31 @@ static int run_blocks(sc_stream *s)
 {
     uint32_t b = (uint32_t)s->blocksize;
     size_t out_bytes = (size_t)b * s->layout.output_channels * s->sample_bytes;
+    bool in_place_in = pipeline_in_in_place(s), in_place_out = pipeline_out_in_place(s);
     while (!atomic_load_explicit(&s->quit, memory_order_relaxed) && block_ready(s)) {
         sc_time_info t;
         sc__time_info(s, &t);
         publish_latency(s, &t);
-        if (s->capture_ring)
+        const void *in = NULL;
+        void *out = NULL;
+        if (in_place_in)
+            in = pipeline_in_block(s, b);
+        else if (s->capture_ring) {
             pipeline_in_take(s, s->cb_in, b);
-        if (s->play_ring)
-            memset(s->cb_out, 0, out_bytes);  /* a callback that writes nothing plays silence */
-        int verdict = s->callback(s->capture_ring ? s->cb_in : NULL, s->play_ring ? s->cb_out : NULL,
-                                  b, &t, status_flags(s), s->userdata);
+            in = s->cb_in;
+        }
+        if (s->play_ring) {
+            out = in_place_out ? pipeline_out_block(s, b) : s->cb_out;
+            memset(out, 0, out_bytes);  /* a callback that writes nothing plays silence */
+        }
+        int verdict = s->callback(in, out, b, &t, status_flags(s), s->userdata);
+        if (in_place_in)
+            pipeline_in_release(s, b);
         if (verdict == SC_ABORT)
             return SC_ABORT;
-        if (s->play_ring) {
+        if (in_place_out) {
+            pipeline_out_commit(s, out, b);
+        } else if (s->play_ring) {
             pipeline_out_push(s, s->cb_out, b);
             pipeline_out_pump(s);
         }

@@ -84,6 +84,11 @@ static uint32_t ring_room(sc_stream *s)
     return fill < s->play_target ? s->play_target - fill : 0;
 }
 
+uint32_t pipeline_out_ring_room(sc_stream *s)
+{
+    return ring_room(s);
+}
+
 uint32_t pipeline_out_space(sc_stream *s)
 {
     return s->out_fifo.capacity - s->out_fifo.frames;
@@ -233,4 +238,53 @@ long pipeline_in_ready(sc_stream *s)
 double pipeline_in_pending(sc_stream *s)
 {
     return (s->in_fifo.frames + resampler_delay(s->in_rs)) * s->card_rate / s->app_rate;
+}
+
+/* ---- callback blocks in place ---- */
+
+bool pipeline_in_in_place(const sc_stream *s)
+{
+    return s->capture_ring && !s->in_rs && s->format == SC_FLOAT32;
+}
+
+bool pipeline_out_in_place(const sc_stream *s)
+{
+    return s->play_ring && !s->out_rs && s->format == SC_FLOAT32;
+}
+
+uint32_t pipeline_in_ring_fill(sc_stream *s)
+{
+    return ring_fill(ring_load_write(&s->shm->capture), s->capture_read, s->layout.capacity);
+}
+
+const float *pipeline_in_block(sc_stream *s, uint32_t frames)
+{
+    uint32_t ch = s->layout.input_channels, cap = s->layout.capacity, offset;
+    if (ring_segment(cap, s->capture_read, frames, &offset) == frames)
+        return s->capture_ring + (size_t)offset * ch;
+    ring_copy_out(s->capture_ring, cap, ch * sizeof(float), s->capture_read, s->cb_in, frames);
+    return s->cb_in;
+}
+
+void pipeline_in_release(sc_stream *s, uint32_t frames)
+{
+    s->capture_read += frames;
+    ring_publish(&s->shm->capture.read_index, s->capture_read);
+}
+
+float *pipeline_out_block(sc_stream *s, uint32_t frames)
+{
+    uint32_t offset;
+    if (ring_segment(s->layout.capacity, s->play_write, frames, &offset) == frames)
+        return s->play_ring + (size_t)offset * s->layout.output_channels;
+    return s->cb_out;
+}
+
+void pipeline_out_commit(sc_stream *s, const float *block, uint32_t frames)
+{
+    uint32_t ch = s->layout.output_channels;
+    if (block == s->cb_out)
+        ring_copy_in(s->play_ring, s->layout.capacity, ch * sizeof(float), s->play_write, block, frames);
+    s->play_write += frames;
+    ring_publish(&s->shm->play.write_index, s->play_write);
 }

@@ -38,6 +38,24 @@ uint32_t pipeline_in_take(sc_stream *s, void *app, uint32_t frames);
 /* Application frames ready now (FIFO and ring, the ring's at the app's rate). */
 long pipeline_in_ready(sc_stream *s);
 
+/* Callback blocks in place.  A direction in float32 at the card's rate
+ * needs neither conversion nor the FIFO: its callback reads and writes the
+ * ring itself, and two copies a block go.  A block that would straddle the
+ * ring's wrap goes through the stream's block buffer (cb_in, cb_out). */
+bool pipeline_in_in_place(const sc_stream *s);
+bool pipeline_out_in_place(const sc_stream *s);
+/* Card frames of input in the ring; room for output under the target. */
+uint32_t pipeline_in_ring_fill(sc_stream *s);
+uint32_t pipeline_out_ring_room(sc_stream *s);
+/* The next `frames` (<= pipeline_in_ring_fill) input frames, then give them
+ * back to the daemon. */
+const float *pipeline_in_block(sc_stream *s, uint32_t frames);
+void pipeline_in_release(sc_stream *s, uint32_t frames);
+/* Where the next `frames` (<= pipeline_out_ring_room) output frames go, then
+ * hand them to the daemon. */
+float *pipeline_out_block(sc_stream *s, uint32_t frames);
+void pipeline_out_commit(sc_stream *s, const float *block, uint32_t frames);
+
 /* Card frames between the application and the ring: queued in the FIFO and
  * held in the resampler (for the time info). */
 double pipeline_out_pending(sc_stream *s);
