@@ -47,7 +47,9 @@ typedef struct { double input_adc_time, current_time, output_dac_time; } sc_time
 /* Callback mode.  The callback runs on a thread of the library's own
  * (SCHED_FIFO when the system allows it), always with exactly `blocksize`
  * frames; `input` is NULL for an output-only stream, `output` NULL for an
- * input-only one, and `output` starts zeroed.  `status` has
+ * input-only one, and `output` starts zeroed; both are valid only during
+ * the call (in float32 at the card's rate they are the stream's rings in
+ * shared memory, not copies).  `status` has
  * SC_OUTPUT_UNDERFLOW when the daemon played silence for the stream since
  * the last call and SC_INPUT_OVERFLOW when capture was dropped.  Return
  * SC_CONTINUE to go on, SC_COMPLETE to end after this block has played
