@@ -40,6 +40,14 @@ struct fifo {
 
 enum stream_end { STREAM_END_NONE, STREAM_END_COMPLETE, STREAM_END_ABORT, STREAM_END_ERROR };
 
+/* watch.c: the thread that ends a futex sleep when the daemon hangs up. */
+struct stream_watch {
+    pthread_t thread;
+    bool running;              /* started and not yet joined */
+    int epoll_fd, stop_fd;     /* the stream's pipe and connection; ours to stop it */
+    _Atomic bool hung_up;      /* it saw a hang-up (or could watch no more) */
+};
+
 struct sc_stream {
     sc_client *client;
     uint32_t id;
@@ -63,6 +71,7 @@ struct sc_stream {
     int wait_fd;                        /* epoll set of wake_fd, conn_fd and quit_fd (-1: not made yet) */
     bool wake_futex;                    /* the daemon wakes us through shm->wake, not the pipe */
     _Atomic uint32_t wake_seen;         /* shm->wake.seq when the last wait returned */
+    struct stream_watch watch;          /* futex streams, from the first wait on */
     float *play_ring, *capture_ring;
     uint32_t play_write, capture_read;  /* our own ring indices: the truth */
     uint32_t play_target;               /* card frames of playback we keep queued */
@@ -132,6 +141,13 @@ int sc__wait_for_progress(sc_stream *s);
 /* stream.c: end a futex sleep in sc__wait_for_progress from another thread
  * of ours, as a wake-up from the daemon would. */
 void sc__wake_waiter(sc_stream *s);
+/* watch.c: start the hang-up watcher of a futex stream (if it cannot, the
+ * waits time out to look for themselves), and stop it before the stream's
+ * descriptors and mapping go.  Covers: it runs and saw no hang-up yet, so a
+ * futex sleep needs no timeout. */
+void sc__watch_start(sc_stream *s);
+void sc__watch_stop(sc_stream *s);
+bool sc__watch_covers(sc_stream *s);
 /* stream.c: the time info of the next block (DESIGN: from the shm timing record). */
 void sc__time_info(sc_stream *s, sc_time_info *t);
 /* stream.c: the latencies a time info implies (0 for a missing direction). */

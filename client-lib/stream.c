@@ -3,10 +3,11 @@
  * library keeps its own ring index as the truth and publishes it; it sleeps
  * on the stream's futex word in the shm header (or, from a daemon that
  * offers only that, its wake-up pipe), which the daemon moves every
- * wake_frames frames of progress, and watches the socket so a dead daemon
- * ends a wait with an error instead of a hang.  With reconnect on
- * (sc_client_set_reconnect), a stream whose daemon went away is opened again
- * on the next one (reopen below).
+ * wake_frames frames of progress, and watches the socket (from watch.c's
+ * thread, for a futex sleep) so a dead daemon ends a wait with an error
+ * instead of a hang.  With reconnect on (sc_client_set_reconnect), a
+ * stream whose daemon went away is opened again on the next one (reopen
+ * below).
  * Callback mode lives in callback.c, the conversions in pipeline.c. */
 #include <errno.h>
 #include <limits.h>
@@ -86,6 +87,7 @@ static int attach(sc_stream *s, cJSON *reply, const int fds[2])
 /* Let go of what attach() took: the mapping and the stream's descriptors. */
 static void detach(sc_stream *s)
 {
+    sc__watch_stop(s);  /* it watches these descriptors and wakes through the mapping */
     shm_unmap(s->shm, &s->layout);
     s->shm = NULL;
     if (s->memfd >= 0)
@@ -171,6 +173,7 @@ int sc_stream_open(sc_client *c, const sc_stream_params *p, sc_stream **out)
         return sc__fail(-ENOMEM, "out of memory");
     s->client = c;
     s->memfd = s->wake_fd = s->conn_fd = s->wait_fd = -1;
+    s->watch.epoll_fd = s->watch.stop_fd = -1;
     s->quit_fd = p->callback ? eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) : -1;
     atomic_init(&s->gain, 1.0f);
     pthread_mutex_init(&s->swap_lock, NULL);
@@ -544,6 +547,7 @@ static int wait_set(sc_stream *s)
         return sc__fail(-err, "epoll: %s", strerror(err));
     }
     s->wait_fd = ep;
+    sc__watch_start(s);
     return 0;
 }
 
@@ -582,19 +586,28 @@ static int watch_descriptors(sc_stream *s, int timeout_ms)
     }
 }
 
-/* A futex sleep ends this often to look at the descriptors: a daemon that
- * died (or dropped the stream) is noticed within this time. */
+/* Without the watcher (watch.c), a futex sleep ends this often to look at
+ * the descriptors: a daemon that died (or dropped the stream) is noticed
+ * within this time. */
 #define FUTEX_WATCH_NS (100 * 1000 * 1000)
 
 /* The futex wake-up (protocol/shm.h): return at once if the daemon's word
  * moved since the last return, else say we sleep, look once more, sleep.
  * Woken (or the word moved before we slept), it returns: the caller looks
  * at the ring again, so a wake-up meant for the stream's other waiting
- * thread (a reader beside a writer) costs a look, never a lost wake-up. */
+ * thread (a reader beside a writer) costs a look, never a lost wake-up.
+ * The watcher raises hung_up before it moves the word, so the wait after
+ * its wake-up finds the hang-up here. */
 static int wait_on_futex(sc_stream *s)
 {
     struct shm_wake *w = &s->shm->wake;
     for (;;) {
+        bool covered = sc__watch_covers(s);
+        if (atomic_load(&s->watch.hung_up)) {  /* the watcher's news: look */
+            int got = watch_descriptors(s, 0);
+            if (got != 0)
+                return got < 0 ? got : 0;
+        }
         uint32_t seen = atomic_load_explicit(&s->wake_seen, memory_order_relaxed);
         uint32_t now = atomic_load(&w->seq);
         if (now == seen) {
@@ -606,7 +619,8 @@ static int wait_on_futex(sc_stream *s)
             return 0;
         }
         struct timespec watch = { 0, FUTEX_WATCH_NS };
-        if (syscall(SYS_futex, &w->seq, FUTEX_WAIT, now, &watch, NULL, 0) == 0 || errno == EAGAIN) {
+        if (syscall(SYS_futex, &w->seq, FUTEX_WAIT, now, covered ? NULL : &watch, NULL, 0) == 0 ||
+            errno == EAGAIN) {
             atomic_store_explicit(&s->wake_seen, atomic_load(&w->seq), memory_order_relaxed);
             return 0;
         }
