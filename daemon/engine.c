@@ -315,16 +315,26 @@ static void publish_timing(struct engine *e, struct engine_stream *s, const stru
     shm_timing_write(&s->shm->timing, &snap);
 }
 
+/* Store a counter the client reads at every block only when it changed: an
+ * unchanged line stays in the client's cache (protocol/shm.h).  What a
+ * client scribbled there is put right at the next change. */
+static void publish_if_changed(_Atomic uint64_t *word, uint64_t value)
+{
+    if (atomic_load_explicit(word, memory_order_relaxed) != value)
+        atomic_store_explicit(word, value, memory_order_relaxed);
+}
+
 static void publish_counters(struct engine_stream *s, uint64_t card_xruns)
 {
     struct shm_counters *c = &s->shm->counters;
-    atomic_store_explicit(&c->card_xruns, card_xruns, memory_order_relaxed);
+    publish_if_changed(&c->card_xruns, card_xruns);
+    publish_if_changed(&c->underruns, atomic_load_explicit(&s->underruns, memory_order_relaxed));
+    publish_if_changed(&c->overruns, atomic_load_explicit(&s->overruns, memory_order_relaxed));
+    if (atomic_load_explicit(&c->state, memory_order_relaxed) != s->state)
+        atomic_store_explicit(&c->state, s->state, memory_order_relaxed);
     atomic_store_explicit(&c->frames, atomic_load_explicit(&s->frames, memory_order_relaxed), memory_order_relaxed);
-    atomic_store_explicit(&c->underruns, atomic_load_explicit(&s->underruns, memory_order_relaxed), memory_order_relaxed);
-    atomic_store_explicit(&c->overruns, atomic_load_explicit(&s->overruns, memory_order_relaxed), memory_order_relaxed);
     atomic_store_explicit(&c->clipped, atomic_load_explicit(&s->clipped, memory_order_relaxed), memory_order_relaxed);
     atomic_store_explicit(&c->peak_bits, atomic_load_explicit(&s->peak_bits, memory_order_relaxed), memory_order_relaxed);
-    atomic_store_explicit(&c->state, s->state, memory_order_relaxed);
 }
 
 static void cycle_stream(struct engine *e, struct engine_stream *s, const float *in, float *out,

@@ -17,7 +17,7 @@
 #include "ring.h"
 
 #define SHM_MAGIC 0x53434d31u /* "SCM1" */
-#define SHM_LAYOUT_VERSION 1u
+#define SHM_LAYOUT_VERSION 2u
 #define SHM_HEADER_SIZE 4096u
 #define SHM_MAX_CHANNELS 64u
 #define SHM_MAX_CAPACITY (1u << 20) /* frames per ring */
@@ -54,15 +54,18 @@ struct shm_timing_snapshot {
 };
 
 /* Published by the daemon for the client's information; the daemon keeps the
- * authoritative copies privately. */
+ * authoritative copies privately.  The first four are read at every block
+ * (the status flags) and written only when they change, so their line stays
+ * in the client's cache; the last three change every period and are read
+ * only for stats, on a line of their own. */
 struct shm_counters {
-    _Atomic uint64_t frames;
     _Atomic uint64_t underruns;
     _Atomic uint64_t overruns;
+    _Atomic uint64_t card_xruns; /* the card's xruns and failures so far (all streams see them) */
+    _Atomic uint32_t state;      /* enum shm_state */
+    alignas(64) _Atomic uint64_t frames;
     _Atomic uint64_t clipped;
     _Atomic uint32_t peak_bits;  /* float: this stream's peak |sample| last period */
-    _Atomic uint32_t state;      /* enum shm_state */
-    _Atomic uint64_t card_xruns; /* the card's xruns and failures so far (all streams see them) */
 };
 
 /* The futex wake-up (stream.open's "wakeup":"futex", PROTOCOL.md section 9):
@@ -91,14 +94,21 @@ struct shm_header {
     uint64_t play_offset;      /* byte offset of the playback ring, 0: none */
     uint64_t capture_offset;   /* byte offset of the capture ring, 0: none */
     uint64_t total_size;
+    /* What both sides touch at every period, on as few cache lines as
+     * possible: each line one side wrote is a miss for the other, every
+     * period, for every stream.  The indices and the timing record share
+     * one line, the wake-up words have the next. */
     alignas(64) struct ring_indices play;     /* client produces, daemon consumes */
-    alignas(64) struct ring_indices capture;  /* daemon produces, client consumes */
-    alignas(64) struct shm_timing timing;
-    alignas(64) struct shm_counters counters;
+    struct ring_indices capture;              /* daemon produces, client consumes */
+    struct shm_timing timing;
     alignas(64) struct shm_wake wake;
+    alignas(64) struct shm_counters counters;
 };
 
 _Static_assert(sizeof(struct shm_header) <= SHM_HEADER_SIZE, "header fits its page");
+_Static_assert(offsetof(struct shm_header, timing) + sizeof(struct shm_timing) -
+                   offsetof(struct shm_header, play) <= 64,
+               "the ring indices and the timing record share one cache line");
 
 /* The geometry of one stream's shm, computed by the daemon and checked by the
  * client against what it maps. */
