@@ -11,12 +11,19 @@
  * FUTEX_WAKE system call, with nobody to wake); --wakeup pipe writes their
  * wake-up pipes instead.
  *
- *   engine_bench [--cycles N] [--wakeup futex|pipe] [--json] */
+ * --futex-cost prints instead what one of those FUTEX_WAKE calls costs
+ * alone (a stream's word in its shared memory, nobody waiting): the floor
+ * under the cycle's time per stream, which depends on the machine's kernel
+ * entry far more than on this code.
+ *
+ *   engine_bench [--cycles N] [--wakeup futex|pipe] [--json] [--futex-cost] */
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -147,12 +154,32 @@ static struct result run(uint32_t nstreams, uint32_t period, int cycles)
     return r;
 }
 
+/* The median of 101 runs of 1000 calls, in ns per call. */
+static int64_t futex_wake_cost(void)
+{
+    struct bench_stream b;
+    stream_init(&b, 64);
+    _Atomic uint32_t *word = &b.es.shm->wake.seq;
+    int64_t per_call[101];
+    for (int r = 0; r < 101; r++) {
+        int64_t t0 = now_ns();
+        for (int i = 0; i < 1000; i++)
+            syscall(SYS_futex, word, FUTEX_WAKE, SHM_WAKE_MAX_WAITERS, NULL, NULL, 0);
+        per_call[r] = (now_ns() - t0) / 1000;
+    }
+    stream_free(&b);
+    qsort(per_call, 101, sizeof(*per_call), cmp_i64);
+    return per_call[50];
+}
+
 int main(int argc, char **argv)
 {
-    int cycles = 20000, json = 0;
+    int cycles = 20000, json = 0, futex_cost = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0)
             json = 1;
+        else if (strcmp(argv[i], "--futex-cost") == 0)
+            futex_cost = 1;
         else if (strcmp(argv[i], "--cycles") == 0 && i + 1 < argc)
             cycles = atoi(argv[++i]);
         else if (strcmp(argv[i], "--wakeup") == 0 && i + 1 < argc && strcmp(argv[i + 1], "pipe") == 0)
@@ -160,7 +187,12 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--wakeup") == 0 && i + 1 < argc && strcmp(argv[i + 1], "futex") == 0)
             i++;
         else
-            die("usage: engine_bench [--cycles N] [--wakeup futex|pipe] [--json]");
+            die("usage: engine_bench [--cycles N] [--wakeup futex|pipe] [--json] [--futex-cost]");
+    }
+    if (futex_cost) {
+        long long ns = (long long)futex_wake_cost();
+        printf(json ? "{\"futex_wake_ns\":%lld}\n" : "one FUTEX_WAKE, nobody waiting: %lld ns\n", ns);
+        return 0;
     }
     if (cycles < 100)
         die("--cycles must be at least 100");
