@@ -47,7 +47,7 @@ install: build
 
 # soundcardd beside JACK2 (bench/README.md): a sweep of client counts and
 # periods, the engine alone, the open/close round trip; writes
-# bench/results/latest.{md,json,png}.  About 12 minutes.
+# bench/results/latest.{md,json,png}.  15 to 20 minutes.
 bench: build
 	@./scripts/deps.sh bench
 	@/usr/bin/python3 bench/sweep --bin $(BUILD)/bin
