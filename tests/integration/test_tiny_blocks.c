@@ -26,6 +26,7 @@
 
 #include "audio_check.h"
 #include "harness.h"
+#include "stall_probe.h"
 #include "wavfile.h"
 
 #define NSTREAMS 6
@@ -140,6 +141,7 @@ static bool run_once(double seconds, double latency, bool may_retry)
      * it lies in the tap comes from card time, not the clock: a card xrun
      * skips the lost time, so the tap is shorter than the run. */
     long f0[NSTREAMS];
+    struct stall_probe *probe = stall_probe_start();
     double card0 = card_seconds(&d);
     double cpu0 = cpu_seconds(CLOCK_PROCESS_CPUTIME_ID), dcpu0 = proc_cpu(d.pid);
     double t0 = now_seconds();
@@ -151,6 +153,9 @@ static bool run_once(double seconds, double latency, bool may_retry)
         ;
     double elapsed = now_seconds() - t0;
     double cpu = cpu_seconds(CLOCK_PROCESS_CPUTIME_ID) - cpu0, dcpu = proc_cpu(d.pid) - dcpu0;
+    double stall = stall_probe_worst(probe);
+    bool probed = probe != NULL;
+    stall_probe_stop(probe);
 
     /* Counters and stats while the streams still run. */
     long f1[NSTREAMS];
@@ -162,6 +167,8 @@ static bool run_once(double seconds, double latency, bool may_retry)
     printf("info window %.3f s: this process %.2f s CPU (%.0f%% of one core), soundcardd %.2f s (%.0f%%), "
            "card xruns %.0f, card time %.3f s\n", elapsed, cpu, 100 * cpu / elapsed, dcpu, 100 * dcpu / elapsed,
            xruns, card1 - card0);
+    if (probed)
+        printf("info stall probe (SCHED_FIFO 90, one per CPU, 1 ms): worst lateness %.1f ms\n", 1000 * stall);
     unsigned long long underruns = 0;
     for (int i = 0; i < NSTREAMS; i++) {
         sc_stream_stats st = { 0 };
@@ -169,10 +176,13 @@ static bool run_once(double seconds, double latency, bool may_retry)
             sc_stream_get_stats(t[i].s, &st);
         underruns += st.underruns;
     }
-    bool again = may_retry && underruns > 0 && xruns > 0;
+    /* Evidence that the machine stalled: the card's own thread xran, or a
+     * thread that outranks all of ours was late by half the budget. */
+    bool stalled = xruns > 0 || stall >= latency / 2;
+    bool again = may_retry && underruns > 0 && stalled;
     if (again)
-        printf("info the streams underran %llu times and the card xran %.0f times: the machine stalled; "
-               "measuring again\n", underruns, xruns);
+        printf("info the streams underran %llu times, the card xran %.0f times and the stall probe was %.1f ms "
+               "late: the machine stalled; measuring again\n", underruns, xruns, 1000 * stall);
     for (int i = 0; i < NSTREAMS && !again; i++) {
         struct tiny *s = &t[i];
         if (!s->s)

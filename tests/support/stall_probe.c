@@ -1,0 +1,115 @@
+#include "stall_probe.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PROBE_PRIORITY 90
+#define PROBE_INTERVAL_NS 1000000L
+#define MAX_PROBES 64
+
+struct probe_thread {
+    pthread_t thread;
+    int cpu;
+    _Atomic long worst_ns;
+    _Atomic bool *stop;
+};
+
+struct stall_probe {
+    _Atomic bool stop;
+    int count;
+    struct probe_thread threads[MAX_PROBES];
+};
+
+static long ns_between(const struct timespec *a, const struct timespec *b)
+{
+    return (b->tv_sec - a->tv_sec) * 1000000000L + (b->tv_nsec - a->tv_nsec);
+}
+
+static void *probe_main(void *arg)
+{
+    struct probe_thread *t = arg;
+    struct timespec due, now;
+    clock_gettime(CLOCK_MONOTONIC, &due);
+    while (!atomic_load(t->stop)) {
+        due.tv_nsec += PROBE_INTERVAL_NS;
+        if (due.tv_nsec >= 1000000000L) {
+            due.tv_nsec -= 1000000000L;
+            due.tv_sec++;
+        }
+        clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &due, NULL);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long late = ns_between(&due, &now);
+        if (late > atomic_load(&t->worst_ns))
+            atomic_store(&t->worst_ns, late);
+        if (late > PROBE_INTERVAL_NS)
+            due = now;  /* a stall is counted once, not as a backlog */
+    }
+    return NULL;
+}
+
+static bool start_on(struct probe_thread *t, int cpu)
+{
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    struct sched_param param = { .sched_priority = PROBE_PRIORITY };
+    bool ok = pthread_attr_setaffinity_np(&attr, sizeof(set), &set) == 0 &&
+              pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED) == 0 &&
+              pthread_attr_setschedpolicy(&attr, SCHED_FIFO) == 0 &&
+              pthread_attr_setschedparam(&attr, &param) == 0 &&
+              pthread_create(&t->thread, &attr, probe_main, t) == 0;
+    pthread_attr_destroy(&attr);
+    t->cpu = cpu;
+    return ok;
+}
+
+struct stall_probe *stall_probe_start(void)
+{
+    struct stall_probe *p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    cpu_set_t allowed;
+    if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0) {
+        free(p);
+        return NULL;
+    }
+    for (int cpu = 0; cpu < CPU_SETSIZE && p->count < MAX_PROBES; cpu++) {
+        if (!CPU_ISSET(cpu, &allowed))
+            continue;
+        struct probe_thread *t = &p->threads[p->count];
+        t->stop = &p->stop;
+        if (!start_on(t, cpu)) {
+            stall_probe_stop(p);
+            return NULL;
+        }
+        p->count++;
+    }
+    return p;
+}
+
+double stall_probe_worst(struct stall_probe *p)
+{
+    long worst = 0;
+    for (int i = 0; p && i < p->count; i++) {
+        long w = atomic_load(&p->threads[i].worst_ns);
+        worst = w > worst ? w : worst;
+    }
+    return worst / 1e9;
+}
+
+void stall_probe_stop(struct stall_probe *p)
+{
+    if (!p)
+        return;
+    atomic_store(&p->stop, true);
+    for (int i = 0; i < p->count; i++)
+        pthread_join(p->threads[i].thread, NULL);
+    free(p);
+}

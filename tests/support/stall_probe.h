@@ -1,0 +1,19 @@
+/* Evidence that the machine stalled, not our code: one SCHED_FIFO thread
+ * per CPU, pinned there, at a priority above every thread soundcard runs
+ * (callbacks 60, the card 70), each sleeping 1 ms at a time and keeping
+ * the worst lateness it has seen.  Nothing of ours can delay such a thread;
+ * a hypervisor or the kernel can.  A test whose streams underran asks it
+ * before deciding to measure again (docs/timing.md). */
+#ifndef SC_TESTS_STALL_PROBE_H
+#define SC_TESTS_STALL_PROBE_H
+
+struct stall_probe;
+
+/* NULL when realtime scheduling or threads are refused: then there is no
+ * such evidence, and the caller decides without it. */
+struct stall_probe *stall_probe_start(void);
+/* The worst lateness of any CPU's thread since the start, in seconds. */
+double stall_probe_worst(struct stall_probe *p);
+void stall_probe_stop(struct stall_probe *p);
+
+#endif
