@@ -189,18 +189,20 @@ struct victim {
     char out[256];   /* its stdout: the counters it prints at SIGTERM */
 };
 
-/* The victims' latency: 20 ms, 50 ms under AddressSanitizer (it slows the
- * client's own side; the property checked, 0 underruns, stays). */
+/* The victims' latency: 20 ms, 100 ms under AddressSanitizer (it slows the
+ * client's own side; the property checked, 0 underruns, stays).  50 ms
+ * was enough until a machine where a system call costs 1 us: there a
+ * callback victim underran once at 50 ms beside socket_fuzz under ASan. */
 static inline const char *victim_latency(void)
 {
     static bool said;
     if (!sanitized("address"))
         return "0.02";
     if (!said)
-        printf("note: AddressSanitizer build (SC_SANITIZED=%s): the victims run at latency 50 ms instead of 20 ms\n",
+        printf("note: AddressSanitizer build (SC_SANITIZED=%s): the victims run at latency 100 ms instead of 20 ms\n",
                getenv("SC_SANITIZED"));
     said = true;
-    return "0.05";
+    return "0.1";
 }
 
 /* Start rel_client `mode` as each victim, blocksize 256, and wait until all
