@@ -15,9 +15,9 @@
  * the 44100 Hz stream with 2-frame blocks underran 4 to 5 times in 30 s at
  * 20 ms (none at 50 ms; the others none at 20 ms).  On a machine where a
  * system call costs 1 us (page-table isolation; bench/README.md) it
- * underran 9 and 12 times at 50 ms in two fresh-clone runs, in the third
- * try each, with no card xrun and the stall probe at most 2.9 ms late: the
- * sanitizer's cost, not a stall.  TSan builds keep 20 ms (no underrun in
+ * underran 12 and 9 times at 50 ms in two fresh-clone runs, in the third
+ * try each, with no card xrun (and, in the second, the stall probe at most
+ * 2.9 ms late): the sanitizer's cost, not a stall.  TSan builds keep 20 ms (no underrun in
  * 30 s), as do normal builds (every run there). */
 #include <math.h>
 #include <stdatomic.h>

@@ -6,7 +6,6 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <time.h>
-#include <unistd.h>
 
 #define PROBE_PRIORITY 90
 #define PROBE_INTERVAL_NS 1000000L
@@ -14,7 +13,6 @@
 
 struct probe_thread {
     pthread_t thread;
-    int cpu;
     _Atomic long worst_ns;
     _Atomic bool *stop;
 };
@@ -66,7 +64,6 @@ static bool start_on(struct probe_thread *t, int cpu)
               pthread_attr_setschedparam(&attr, &param) == 0 &&
               pthread_create(&t->thread, &attr, probe_main, t) == 0;
     pthread_attr_destroy(&attr);
-    t->cpu = cpu;
     return ok;
 }
 
