@@ -110,3 +110,25 @@ void stall_probe_stop(struct stall_probe *p)
         pthread_join(p->threads[i].thread, NULL);
     free(p);
 }
+
+double stall_probe_wait_quiet(double late, double deadline)
+{
+    struct timespec t0, now, second = { 1, 0 };
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        struct stall_probe *p = stall_probe_start();
+        if (!p)
+            return -1;
+        while (nanosleep(&second, &second) < 0)
+            ;
+        second.tv_sec = 1;
+        double worst = stall_probe_worst(p);
+        stall_probe_stop(p);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        double waited = ns_between(&t0, &now) / 1e9;
+        if (worst < late)
+            return waited;
+        if (waited >= deadline)
+            return -1;
+    }
+}

@@ -16,4 +16,10 @@ struct stall_probe *stall_probe_start(void);
 double stall_probe_worst(struct stall_probe *p);
 void stall_probe_stop(struct stall_probe *p);
 
+/* Wait, at most `deadline` seconds, for a whole second in which no probe
+ * thread was `late` seconds late: a stall seldom comes alone, and what is
+ * measured right after one would stall again.  Returns the seconds waited,
+ * or -1 at the deadline (or without realtime scheduling: nothing to ask). */
+double stall_probe_wait_quiet(double late, double deadline);
+
 #endif

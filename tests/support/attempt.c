@@ -1,0 +1,65 @@
+#include "attempt.h"
+
+#include <stdio.h>
+
+#include "stall_probe.h"
+
+/* How long a retry waits for the machine to settle. */
+#define QUIET_DEADLINE 10.0
+
+static void attempt_start(struct attempt *a)
+{
+    a->failures_before = harness_failures;
+    a->xruns_before = a->card ? card_xruns(a->card) : 0;
+    a->probe = stall_probe_start();
+}
+
+void attempt_begin(struct attempt *a, const char *what, double budget, struct daemon *card)
+{
+    *a = (struct attempt){ .what = what, .budget = budget, .card = card, .number = 1 };
+    attempt_start(a);
+}
+
+static double card_xruns_since(struct attempt *a)
+{
+    if (!a->card)
+        return 0;
+    double now = card_xruns(a->card);
+    return now >= 0 && a->xruns_before >= 0 ? now - a->xruns_before : 0;
+}
+
+bool attempt_stalled(struct attempt *a)
+{
+    return card_xruns_since(a) > 0 || stall_probe_worst(a->probe) >= a->budget / 2;
+}
+
+bool attempt_again(struct attempt *a)
+{
+    double late = stall_probe_worst(a->probe), xruns = card_xruns_since(a);
+    bool probed = a->probe != NULL;
+    stall_probe_stop(a->probe);
+    a->probe = NULL;
+    int failed = harness_failures - a->failures_before;
+    bool stalled = xruns > 0 || late >= a->budget / 2;
+    if (!failed)
+        return false;
+    printf("info %s: attempt %d of %d: %d check(s) failed; stall probe %s%.1f ms late, card xruns %.0f "
+           "(budget %.1f ms: a stall is half of it)\n", a->what, a->number, ATTEMPTS, failed,
+           probed ? "" : "not running (no realtime scheduling), ", 1000 * late, xruns, 1000 * a->budget);
+    if (!stalled || a->number == ATTEMPTS) {
+        printf("info %s: %s: the failures stand\n", a->what,
+               stalled ? "the machine stalled in every attempt" : "the machine did not stall");
+        return false;
+    }
+    harness_failures = a->failures_before;
+    double waited = stall_probe_wait_quiet(a->budget / 2, QUIET_DEADLINE);
+    if (waited >= 0)
+        printf("info %s: the machine stalled: those failures are forgotten; after %.0f s it had a quiet "
+               "second; measuring again\n", a->what, waited);
+    else
+        printf("info %s: the machine stalled: those failures are forgotten; no quiet second in %.0f s; "
+               "measuring again\n", a->what, QUIET_DEADLINE);
+    a->number++;
+    attempt_start(a);
+    return true;
+}

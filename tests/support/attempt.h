@@ -1,0 +1,50 @@
+/* A timing check measured again when the machine, not soundcard, failed it.
+ *
+ * The virtual machines this runs on stop a vCPU for 5-30 ms now and then,
+ * often several times within a few seconds (docs/timing.md).  A stream
+ * whose latency budget is below that underruns then, and no code of ours
+ * can prevent it.  An attempt watches for that evidence while it runs: the
+ * stall probe (a thread above all of ours) late by half the budget, or the
+ * card's own thread xrunning.  When the attempt's checks failed and there
+ * is such evidence, its failures are forgotten (it says so), it waits for a
+ * quiet second, and the caller runs it again, up to three times in all.
+ * Without the evidence one failure fails the test; so does the third
+ * stalled attempt.
+ *
+ *     struct attempt a;
+ *     attempt_begin(&a, "duplex", 0.02, &d);
+ *     do {
+ *         ... open, run, check with VERIFY/CHECK ...
+ *     } while (attempt_again(&a));
+ */
+#ifndef SC_TESTS_ATTEMPT_H
+#define SC_TESTS_ATTEMPT_H
+
+#include <stdbool.h>
+
+#include "harness.h"
+
+#define ATTEMPTS 3
+
+struct stall_probe;
+
+struct attempt {
+    const char *what;
+    double budget;               /* the streams' latency budget, seconds */
+    struct daemon *card;         /* whose xruns count as evidence, or NULL */
+    int number;                  /* 1 .. ATTEMPTS */
+    int failures_before;         /* harness_failures when this attempt began */
+    double xruns_before;
+    struct stall_probe *probe;
+};
+
+/* Begins the first attempt.  `card` may be NULL (a case that starts its
+ * own daemon, or stops it before its checks: then only the probe counts). */
+void attempt_begin(struct attempt *a, const char *what, double budget, struct daemon *card);
+/* Ends the current attempt; true when the caller should run it again (the
+ * next attempt has begun).  The card, if any, must still be running. */
+bool attempt_again(struct attempt *a);
+/* Whether the current attempt has seen the machine stall so far. */
+bool attempt_stalled(struct attempt *a);
+
+#endif
