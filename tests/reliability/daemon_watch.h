@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "../integration/audio_check.h"  /* VERIFY, env_number */
+#include "attempt.h"
 #include "harness.h"
 
 /* ---- the build and the run ---- */
@@ -237,10 +238,12 @@ static inline void victims_check(struct daemon *d, struct victim *v, int n, cons
     cJSON *stats = stats_snapshot(d->socket_path);
     for (int i = 0; i < n; i++) {
         cJSON *st = stats_find_stream(stats, v[i].name);
-        VERIFY(st && json_number(st, "underruns") == 0 && stream_running(stats, v[i].name),
-               "%s: victim %s runs with 0 underruns (%s, frames %.0f, underruns %.0f, callback thread %s)", when,
-               v[i].name, st ? json_string(st, "state") : "missing from stats", json_number(st, "frames"),
-               json_number(st, "underruns"), json_string(st, "callback"));
+        VERIFY(st && stream_running(stats, v[i].name), "%s: victim %s runs (%s)", when, v[i].name,
+               st ? json_string(st, "state") : "missing from stats");
+        VERIFY_STALLABLE(json_number(st, "underruns") == 0,
+                         "%s: victim %s has 0 underruns (frames %.0f, underruns %.0f, callback thread %s)", when,
+                         v[i].name, json_number(st, "frames"), json_number(st, "underruns"),
+                         json_string(st, "callback"));
     }
     cJSON_Delete(stats);
 }
@@ -253,8 +256,9 @@ static inline void victims_stop(struct victim *v, int n)
     for (int i = 0; i < n; i++) {
         int rc = wait_child(v[i].pid, 10);
         const char *out = slurp(v[i].out);
-        VERIFY(rc == 0 && strstr(out, " underruns=0 "), "victim %s stopped: exit %d, its own counters: %s",
-               v[i].name, rc, out[0] ? out : "(nothing printed)\n");
+        VERIFY(rc == 0, "victim %s stopped: exit %d", v[i].name, rc);
+        VERIFY_STALLABLE(strstr(out, " underruns=0 "), "victim %s saw 0 underruns itself: %s", v[i].name,
+                         out[0] ? out : "(nothing printed)\n");
     }
 }
 
@@ -277,8 +281,23 @@ static inline void victims_check_tap(struct daemon *d, struct victim *v, int n, 
     fflush(stdout);
     pid_t pid = spawn_process(argv, NULL, NULL, NULL);
     int rc = wait_child(pid, 60);
-    VERIFY(rc == 0, "tap [%s, %s] s: every victim's tone at %g ±10%% in every 50 ms block (wavcheck exit %d)",
-           from_s, to_s, VICTIM_AMP, rc);
+    VERIFY_STALLABLE(rc == 0,
+                     "tap [%s, %s] s: every victim's tone at %g ±10%% in every 50 ms block (wavcheck exit %d)",
+                     from_s, to_s, VICTIM_AMP, rc);
+}
+
+/* A test whose victims underrun while the machine stalls (their 20 ms
+ * budget is below this machine's stalls: docs/timing.md) runs again, up to
+ * three times, when those were its only failures (attempt.h); a failure
+ * of any other check stands.  Returns the exit code. */
+static inline int beside_victims(const char *name, void (*test)(void))
+{
+    struct attempt a;
+    attempt_begin_stallable(&a, name, atof(victim_latency()), NULL);
+    do
+        test();
+    while (attempt_again(&a));
+    return harness_finish(name);
 }
 
 #endif

@@ -58,7 +58,7 @@ static bool doomed_start(struct daemon *d, struct doomed *victim, const char *mo
     return wait_for_stats(d->socket_path, all_running, list, 10);
 }
 
-int main(void)
+static void crash_beside_victims(void)
 {
     const int cycles = soak() ? 120 : 12;
     const char *const modes[] = { "tone", "record", "callback", "multi" };
@@ -124,5 +124,9 @@ int main(void)
     victims_stop(v, 2);
     CHECK(daemon_stop(&d, 10) == 0, "soundcardd did not stop cleanly (exit status above)");
     victims_check_tap(&d, v, 2, tap_from, tap_to);
-    return harness_finish("reliability.crash");
+}
+
+int main(void)
+{
+    return beside_victims("reliability.crash", crash_beside_victims);
 }

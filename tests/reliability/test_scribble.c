@@ -242,7 +242,7 @@ static void wake_attack(const char *kind, const char *what, const char *sign)
     CHECK(daemon_stop(&d, 10) == 0, "%s attack: soundcardd did not stop cleanly (exit status above)", kind);
 }
 
-int main(void)
+static void scribble_beside_victims(void)
 {
     const double seconds = soak() ? 60 : 5;
     printf("== two clients scribble over their shared memory for %g s beside 2 victims ==\n", seconds);
@@ -281,5 +281,9 @@ int main(void)
     victims_check_tap(&d, v, 2, clean_from, clean_to);
     wake_attack("wakefd", "blocks and fills its wake-up pipe", "pipe full");
     wake_attack("futex", "has 256 threads wait on its futex word and scribbles it", "futex attack:");
-    return harness_finish("reliability.scribble");
+}
+
+int main(void)
+{
+    return beside_victims("reliability.scribble", scribble_beside_victims);
 }

@@ -176,7 +176,7 @@ static bool only_victims(cJSON *stats, void *ctx)
            stats_count_streams(stats, "") == 2 && stats_count_streams(stats, "victim-") == 2;
 }
 
-int main(void)
+static void fuzz_beside_victims(void)
 {
     bool long_run = soak();
     int fuzzers = long_run ? SOAK_FUZZERS : FUZZERS;
@@ -208,7 +208,7 @@ int main(void)
     const char *names[] = {v[0].name, v[1].name, NULL};
     if (!wait_for_stats(d.socket_path, all_running, names, 10)) {
         fprintf(stderr, "the victims did not start running within 10 s; daemon log:\n%s\n", slurp(d.log_path));
-        return 1;
+        exit(1);
     }
     cJSON *stats = stats_snapshot(d.socket_path);
     double victim_stream = json_number(stats_find_stream(stats, "victim-tone"), "id");
@@ -307,5 +307,9 @@ int main(void)
         remove_temp_dir(d.dir);
     else
         printf("the daemon's log and the fuzzers' summaries: %s\n", d.dir);
-    return harness_finish("socket_fuzz");
+}
+
+int main(void)
+{
+    return beside_victims("socket_fuzz", fuzz_beside_victims);
 }

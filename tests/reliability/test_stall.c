@@ -172,7 +172,7 @@ static double stall_writer(struct daemon *d, struct victim *v, struct victim *st
     return steady_from;
 }
 
-int main(void)
+static void stall_beside_victims(void)
 {
     const int rounds = soak() ? 3 : 1;
     const double stop_seconds = soak() ? 10 : 1;
@@ -197,5 +197,9 @@ int main(void)
     CHECK(daemon_stop(&d, 10) == 0, "soundcardd did not stop cleanly (exit status above)");
     victims_check_tap(&d, v, 2, tap_from, tap_to);
     victims_check_tap(&d, v, 3, steady_from, tap_to);
-    return harness_finish("reliability.stall");
+}
+
+int main(void)
+{
+    return beside_victims("reliability.stall", stall_beside_victims);
 }

@@ -26,6 +26,17 @@
 
 #define ATTEMPTS 3
 
+/* Failed checks that a stall of the machine can fail (underruns, gaps in
+ * the sound), as against checks of state (descriptors, replies, exits):
+ * VERIFY_STALLABLE counts them here as well as in harness_failures. */
+extern int attempt_stallable_failures;
+#define VERIFY_STALLABLE(cond, ...)                                                          \
+    do {                                                                                     \
+        bool stallable_ok_ = (cond);                                                         \
+        attempt_stallable_failures += !stallable_ok_;                                        \
+        VERIFY(stallable_ok_, __VA_ARGS__);                                                  \
+    } while (0)
+
 struct stall_probe;
 
 struct attempt {
@@ -33,7 +44,9 @@ struct attempt {
     double budget;               /* the streams' latency budget, seconds */
     struct daemon *card;         /* whose xruns count as evidence, or NULL */
     int number;                  /* 1 .. ATTEMPTS */
+    bool only_stallable;         /* run again only when every failure was VERIFY_STALLABLE's */
     int failures_before;         /* harness_failures when this attempt began */
+    int stallable_before;
     double xruns_before;
     struct stall_probe *probe;
 };
@@ -41,6 +54,9 @@ struct attempt {
 /* Begins the first attempt.  `card` may be NULL (a case that starts its
  * own daemon, or stops it before its checks: then only the probe counts). */
 void attempt_begin(struct attempt *a, const char *what, double budget, struct daemon *card);
+/* The same for a test that checks state as well as timing (the reliability
+ * victims beside a crash, a fuzzer): a failure of any other check stands. */
+void attempt_begin_stallable(struct attempt *a, const char *what, double budget, struct daemon *card);
 /* Ends the current attempt; true when the caller should run it again (the
  * next attempt has begun).  The card, if any, must still be running. */
 bool attempt_again(struct attempt *a);
