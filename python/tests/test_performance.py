@@ -7,7 +7,7 @@ all of ours, late by half the budget) runs again, up to three times
 (sc_support.measure_again_after_stall, as tests/support/attempt.h).
 
 Judged by the daemon's counters for the stream (stats()), the status flags
-the callback saw, the number of callbacks for the time it ran (±2 %), the
+the callback saw (none, unless the card itself xran), the number of callbacks for the time it ran (±2 %), the
 tone client's own counters line, and the tap: the loopback's 440 Hz at 0.5
 and the tone's 1000 Hz at 0.2 in every 50 ms block while both ran.
 
@@ -57,6 +57,14 @@ def tone_stream(sock):
     return None
 
 
+def card_xruns(sock):
+    """The card's xruns so far (stats' server.xruns)."""
+    r = subprocess.run([bin_path('soundcard'), '--socket', sock, 'status', '--json'],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0, 'soundcard status: %s' % r.stderr
+    return json.loads(r.stdout)['stats']['server']['xruns']
+
+
 def test_blocksize_16_at_44100_for_30s_beside_another_client(soundcardd):
     measure_again_after_stall('loopback', LATENCY or 0.011, lambda: loopback_once(soundcardd))
 
@@ -103,6 +111,7 @@ def loopback_on(d):
         s = Stream(samplerate=RATE, blocksize=BLOCKSIZE, latency=LATENCY, callback=callback,
                    finished_callback=ended.set)
         try:
+            xruns_before = card_xruns(d.socket)
             s.start()
             started = time.monotonic()
             # The stream must run the whole time: finished_callback before
@@ -112,6 +121,7 @@ def loopback_on(d):
             elapsed = time.monotonic() - started
             n = count[0]
             stats = s.stats()
+            xruns = card_xruns(d.socket) - xruns_before
             assert tone.poll() is None, 'the tone client ended before the loopback did'
             s.stop()
         finally:
@@ -131,7 +141,12 @@ def loopback_on(d):
             1000 * longest[0], longest[1] - started)
         print(gap)
         assert stats['underruns'] == 0, '%s; %s' % (stats, gap)
-        assert underflows[0] == 0, '%d callbacks had the output underflow flag' % underflows[0]
+        # A card xrun (its SCHED_FIFO thread woken four periods late: the
+        # machine stalled) sets the flags of every stream, as PortAudio
+        # reports a card's xrun; the stream's own underruns must stay 0.
+        print('card xruns while it ran: %d' % xruns)
+        assert underflows[0] == 0 or xruns > 0, \
+            '%d callbacks had the output underflow flag, and the card did not xrun' % underflows[0]
         assert abs(n - expected) <= 0.02 * expected, \
             '%d callbacks in %.3f s, expected %.0f ± 2 %%' % (n, elapsed, expected)
 

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -252,3 +253,15 @@ const char *tap_of(struct daemon *d)
     return p;
 }
 
+
+void rig_sound_failed(const char *file, int line, const char *cond, const char *fmt, ...)
+{
+    fprintf(stderr, "FAIL %s:%d: %s: ", file, line, cond);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n");
+    harness_failures++;
+    attempt_stallable_failures++;
+}

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "attempt.h"
 #include "audio_check.h"
 #include "harness.h"
 
@@ -16,7 +17,8 @@
 /* A check of timing or of the sound (underruns, gaps, durations) that holds
  * at full speed.  Under ThreadSanitizer (SC_SANITIZED=thread, several times
  * slower) a failed one is printed as a note and not counted: there the
- * tests are for races, and every program must still succeed. */
+ * tests are for races, and every program must still succeed.  A stall of
+ * the machine can fail it: it counts as attempt.h's VERIFY_STALLABLE does. */
 extern bool rig_slow;
 #define AUDIO_CHECK(cond, ...)                                                               \
     do {                                                                                     \
@@ -25,12 +27,17 @@ extern bool rig_slow;
             printf("note: relaxed under ThreadSanitizer: " __VA_ARGS__);                    \
             printf("\n");                                                                    \
         } else if (!audio_ok_) {                                                             \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                  \
-            fprintf(stderr, __VA_ARGS__);                                                    \
-            fprintf(stderr, "\n");                                                           \
-            harness_failures++;                                                              \
+            rig_sound_failed(__FILE__, __LINE__, #cond, __VA_ARGS__);                        \
         }                                                                                    \
     } while (0)
+/* The same, counted under ThreadSanitizer too. */
+#define SOUND_CHECK(cond, ...)                                                               \
+    do {                                                                                     \
+        if (!(cond))                                                                         \
+            rig_sound_failed(__FILE__, __LINE__, #cond, __VA_ARGS__);                        \
+    } while (0)
+void rig_sound_failed(const char *file, int line, const char *cond, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* soundcardd's arguments: 48000 Hz, period 256, --tap @/tap.wav,
  * --capture sine:700. */
