@@ -9,12 +9,23 @@
 
 int attempt_stallable_failures;
 
+/* The attempt now running, for attempt_note_card_xruns. */
+static struct attempt *current;
+
 static void attempt_start(struct attempt *a)
 {
     a->failures_before = harness_failures;
     a->stallable_before = attempt_stallable_failures;
     a->xruns_before = a->card ? card_xruns(a->card) : 0;
     a->probe = stall_probe_start();
+    a->noted_xruns = 0;
+    current = a;
+}
+
+void attempt_note_card_xruns(double xruns)
+{
+    if (current && xruns > 0)
+        current->noted_xruns += xruns;
 }
 
 void attempt_begin(struct attempt *a, const char *what, double budget, struct daemon *card)
@@ -39,12 +50,13 @@ static double card_xruns_since(struct attempt *a)
 
 bool attempt_stalled(struct attempt *a)
 {
-    return card_xruns_since(a) > 0 || stall_probe_worst(a->probe) >= a->budget / 2;
+    return a->noted_xruns + card_xruns_since(a) > 0 || stall_probe_worst(a->probe) >= a->budget / 2;
 }
 
 bool attempt_again(struct attempt *a)
 {
-    double late = stall_probe_worst(a->probe), xruns = card_xruns_since(a);
+    double late = stall_probe_worst(a->probe), xruns = a->noted_xruns + card_xruns_since(a);
+    current = NULL;
     bool probed = a->probe != NULL;
     stall_probe_stop(a->probe);
     a->probe = NULL;

@@ -48,6 +48,7 @@ struct attempt {
     int failures_before;         /* harness_failures when this attempt began */
     int stallable_before;
     double xruns_before;
+    double noted_xruns;          /* attempt_note_card_xruns */
     struct stall_probe *probe;
 };
 
@@ -60,6 +61,9 @@ void attempt_begin_stallable(struct attempt *a, const char *what, double budget,
 /* Ends the current attempt; true when the caller should run it again (the
  * next attempt has begun).  The card, if any, must still be running. */
 bool attempt_again(struct attempt *a);
+/* Card xruns of a daemon the attempt could not watch (started and stopped
+ * inside it), seen by the caller: evidence for the current attempt. */
+void attempt_note_card_xruns(double xruns);
 /* Whether the current attempt has seen the machine stall so far. */
 bool attempt_stalled(struct attempt *a);
 
