@@ -16,6 +16,7 @@
 
 #include <soundcard/soundcard.h>
 
+#include "attempt.h"
 #include "audio_check.h"
 #include "harness.h"
 
@@ -70,21 +71,19 @@ static void snapshot(struct daemon *d, struct waker *w, struct snap *out)
     cJSON_Delete(stats);
 }
 
-int main(void)
+static void wakeups_once(void)
 {
-    wakeup_init();
     struct daemon d;
     daemon_start(&d, (const char *const[]){ NULL }, 10);
     sc_client *client;
     if (sc_client_open(&client, d.socket_path, "wakeups") < 0) {
         CHECK(0, "connect: %s", sc_last_error());
         daemon_stop(&d, 10);
-        return harness_finish("wakeups");
+        return;
     }
-    static struct waker w[2] = {
-        { .name = "relaxed-4096", .latency = 0.2, .blocksize = 4096 },
-        { .name = "lowest-latency", .latency = 0, .blocksize = 0 },
-    };
+    static struct waker w[2];
+    w[0] = (struct waker){ .name = "relaxed-4096", .latency = 0.2, .blocksize = 4096 };
+    w[1] = (struct waker){ .name = "lowest-latency" };
     for (int i = 0; i < 2; i++) {
         sc_stream_params p;
         sc_stream_params_init(&p);
@@ -100,7 +99,7 @@ int main(void)
         if (err) {
             sc_client_close(client);
             daemon_stop(&d, 10);
-            return harness_finish("wakeups");
+            return;
         }
     }
     for (int i = 0; i < 2; i++)
@@ -154,6 +153,20 @@ int main(void)
         CHECK(sc_stream_close(w[i].s) == 0, "close: %s", sc_last_error());
     }
     sc_client_close(client);
+    attempt_note_card_xruns(card_xruns(&d));
     CHECK(daemon_stop(&d, 10) == 0, "soundcardd did not stop cleanly");
+}
+
+int main(void)
+{
+    wakeup_init();
+    /* The lowest-latency stream's budget is two periods (10.7 ms), below
+     * this machine's stalls: a case that underran in one runs again
+     * (attempt.h). */
+    struct attempt a;
+    attempt_begin(&a, "wakeups", 2 * PERIOD / CARD_RATE, NULL);
+    do
+        wakeups_once();
+    while (attempt_again(&a));
     return harness_finish("wakeups");
 }
