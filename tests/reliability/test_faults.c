@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "../integration/audio_check.h"
+#include "attempt.h"
 #include "harness.h"
 #include "soundcard/soundcard.h"
 
@@ -174,8 +175,8 @@ static void check_tone_at_end(struct daemon *d, const char *what)
     snprintf(to, sizeof(to), "%.3f", last - 0.1);
     const char *check[] = { harness_bin("wavcheck"), tap, "--from", from, "--to", to, "--expect", "440:0.5",
                             NULL };
-    CHECK(wait_child(spawn_client(d, check, NULL), 30) == 0,
-          "%s: the tone did not come back at 440 Hz, 0.5 in the tap's last second", what);
+    VERIFY_STALLABLE(wait_child(spawn_client(d, check, NULL), 30) == 0,
+                     "%s: the tone came back at 440 Hz, 0.5 in the tap's last second", what);
 }
 
 static void start_faulty(struct daemon *d, const char *fault, const char *period)
@@ -204,11 +205,12 @@ static void test_short_stall(void)
     printf("short stall: %.0f xruns, %llu underruns, %lu underflow and %lu overflow callbacks\n", card_xruns(&d),
            (unsigned long long)st.underruns, atomic_load(&t.underflows), atomic_load(&t.overflows));
     CHECK(strstr(slurp(d.log_path), "injecting a stall of 70 ms"), "short stall: the log says no stall was injected");
-    CHECK(card_xruns(&d) == 0, "short stall: 50 ms inside an 85 ms card buffer counted %.0f xruns",
-          card_xruns(&d));
-    CHECK(st.underruns == 0 && atomic_load(&t.underflows) == 0 && atomic_load(&t.overflows) == 0,
-          "short stall: the stream underran (%llu underruns, %lu underflow callbacks, %lu overflow callbacks)",
-          (unsigned long long)st.underruns, atomic_load(&t.underflows), atomic_load(&t.overflows));
+    double xruns = card_xruns(&d);
+    VERIFY_STALLABLE(xruns == 0, "short stall: 70 ms inside an 85 ms card buffer counted %.0f xruns", xruns);
+    VERIFY_STALLABLE(st.underruns == 0 && atomic_load(&t.underflows) == 0 && atomic_load(&t.overflows) == 0,
+                     "short stall: the stream did not underrun (%llu underruns, %lu underflow callbacks, %lu "
+                     "overflow callbacks)", (unsigned long long)st.underruns, atomic_load(&t.underflows),
+                     atomic_load(&t.overflows));
     CHECK(daemon_stop(&d, 10) == 0, "short stall: the daemon did not stop cleanly");
     tone_stop(&t);
 }
@@ -302,13 +304,38 @@ static void expect_refused(const char *const *argv, const char *needle)
     unlink(err);
 }
 
+static void test_lost_failed(void)
+{
+    test_lost("fail:1500", "went away");
+}
+
+static void test_lost_stalled(void)
+{
+    test_lost("stall:2500", "stopped running its cycle");
+}
+
+/* The tone asks for the lowest latency, two periods: a stall of this
+ * machine longer than that is an underrun or a dip in its tone after the
+ * fault.  A case whose only failures were such checks, while the stall
+ * probe saw the machine stall, runs again (attempt.h).  The faults the
+ * daemon injects stop its card thread, not the machine: the probe, in
+ * this process, does not see them. */
+static void run_case(const char *what, double period, void (*test)(void))
+{
+    struct attempt a;
+    attempt_begin_stallable(&a, what, 2 * period / RATE, NULL);
+    do
+        test();
+    while (attempt_again(&a));
+}
+
 int main(void)
 {
     wakeup_init();
-    test_short_stall();
-    test_stall();
-    test_lost("fail:1500", "went away");
-    test_lost("stall:2500", "stopped running its cycle");
+    run_case("short stall", 1024, test_short_stall);
+    run_case("stall", 256, test_stall);
+    run_case("fail:1500", 256, test_lost_failed);
+    run_case("stall:2500", 256, test_lost_stalled);
 
     const char *bad_spec[] = { harness_bin("soundcardd"), "--dummy-fault", "explode:5", "--socket",
                                "/tmp/sc-faults-never.sock", NULL };
