@@ -253,6 +253,7 @@ static bool run_once(double seconds, double latency, bool may_retry)
 
 int main(void)
 {
+    setvbuf(stdout, NULL, _IOLBF, 0);  /* a run killed at its timeout still shows where it was */
     double seconds = env_number("SC_TINY_SECONDS", 30);
     double latency = 0.02;
     if (sanitized("address")) {
