@@ -25,9 +25,9 @@
 
 #include <soundcard/soundcard.h>
 
+#include "attempt.h"
 #include "audio_check.h"
 #include "harness.h"
-#include "stall_probe.h"
 
 #define CARD_RATE 48000.0
 #define BURST_FRAMES 2048
@@ -170,10 +170,8 @@ static double run_once(const char *label, struct lat *l, double card_period, dou
                "thread was woken late; measuring again\n", label,
                (unsigned long long)(after.underruns - before.underruns),
                (unsigned long long)(after.overruns - before.overruns), flags);
-        /* Stalls come in episodes: not again at once (stall_probe.h). */
-        double quiet = l->lat_out / 2 > 0.002 ? l->lat_out / 2 : 0.002;
-        double waited = stall_probe_wait_quiet(quiet, 10);
-        printf("info %s: %s\n", label, waited >= 0 ? "a quiet second came" : "no quiet second in 10 s");
+        /* Stalls come in episodes: not again at once (attempt.h). */
+        attempt_wait_quiet(label, l->lat_out / 2 > 0.002 ? l->lat_out / 2 : 0.002);
         return MEASURE_AGAIN;
     }
     VERIFY(clean,

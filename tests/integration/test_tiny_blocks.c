@@ -28,6 +28,7 @@
 
 #include <soundcard/soundcard.h>
 
+#include "attempt.h"
 #include "audio_check.h"
 #include "harness.h"
 #include "stall_probe.h"
@@ -222,8 +223,7 @@ static bool run_once(double seconds, double latency, bool may_retry)
            slurp(out));
     CHECK(daemon_stop(&d, 10) == 0, "soundcardd did not stop cleanly");
     if (again) {  /* stalls come in episodes: not again at once */
-        printf("info %s\n", stall_probe_wait_quiet(latency / 2, 10) >= 0 ? "a quiet second came"
-                                                                        : "no quiet second in 10 s");
+        attempt_wait_quiet("tiny_blocks", latency / 2);
         return true;
     }
 

@@ -48,20 +48,38 @@ static double card_xruns_since(struct attempt *a)
     return now >= 0 && a->xruns_before >= 0 ? now - a->xruns_before : 0;
 }
 
+/* The evidence so far: the probe's worst lateness and the card's xruns. */
+static bool evidence(struct attempt *a, double *late, double *xruns)
+{
+    *late = stall_probe_worst(a->probe);
+    *xruns = a->noted_xruns + card_xruns_since(a);
+    return *xruns > 0 || *late >= a->budget / 2;
+}
+
 bool attempt_stalled(struct attempt *a)
 {
-    return a->noted_xruns + card_xruns_since(a) > 0 || stall_probe_worst(a->probe) >= a->budget / 2;
+    double late, xruns;
+    return evidence(a, &late, &xruns);
+}
+
+void attempt_wait_quiet(const char *what, double late)
+{
+    double waited = stall_probe_wait_quiet(late, QUIET_DEADLINE);
+    if (waited >= 0)
+        printf("info %s: after %.0f s the machine had a quiet second\n", what, waited);
+    else
+        printf("info %s: no quiet second in %.0f s\n", what, QUIET_DEADLINE);
 }
 
 bool attempt_again(struct attempt *a)
 {
-    double late = stall_probe_worst(a->probe), xruns = a->noted_xruns + card_xruns_since(a);
+    double late, xruns;
+    bool stalled = evidence(a, &late, &xruns);
     current = NULL;
     bool probed = a->probe != NULL;
     stall_probe_stop(a->probe);
     a->probe = NULL;
     int failed = harness_failures - a->failures_before;
-    bool stalled = xruns > 0 || late >= a->budget / 2;
     if (!failed)
         return false;
     printf("info %s: attempt %d of %d: %d check(s) failed; stall probe %s%.1f ms late, card xruns %.0f "
@@ -79,13 +97,8 @@ bool attempt_again(struct attempt *a)
     }
     harness_failures = a->failures_before;
     attempt_stallable_failures = a->stallable_before;
-    double waited = stall_probe_wait_quiet(a->budget / 2, QUIET_DEADLINE);
-    if (waited >= 0)
-        printf("info %s: the machine stalled: those failures are forgotten; after %.0f s it had a quiet "
-               "second; measuring again\n", a->what, waited);
-    else
-        printf("info %s: the machine stalled: those failures are forgotten; no quiet second in %.0f s; "
-               "measuring again\n", a->what, QUIET_DEADLINE);
+    printf("info %s: the machine stalled: those failures are forgotten; measuring again\n", a->what);
+    attempt_wait_quiet(a->what, a->budget / 2);
     a->number++;
     attempt_start(a);
     return true;

@@ -64,6 +64,9 @@ bool attempt_again(struct attempt *a);
 /* Card xruns of a daemon the attempt could not watch (started and stopped
  * inside it), seen by the caller: evidence for the current attempt. */
 void attempt_note_card_xruns(double xruns);
+/* Before measuring again: wait (10 s at most) for a second in which the
+ * stall probe was never `late` seconds late, and say how it went. */
+void attempt_wait_quiet(const char *what, double late);
 /* Whether the current attempt has seen the machine stall so far. */
 bool attempt_stalled(struct attempt *a);
 
