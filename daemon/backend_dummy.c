@@ -74,6 +74,7 @@ static bool survive_fault(struct backend *b)
 static void *card_thread(void *arg)
 {
     struct backend *b = arg;
+    pthread_setname_np(pthread_self(), "sc-card");   /* for top -H, perf and the tests */
     int64_t period_ns = (int64_t)b->config.period * 1000000000 / b->config.rate;
     /* As late as a card with four periods of buffering could wake (at least
      * 10 ms, at most 100 ms) before periods are lost. */

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "memlock.h"
+
 /* The dummy card hears its output one period after the engine writes it and
  * hands over input one period after capturing it: a frame played at DAC time
  * t is captured at ADC time t when it comes back two periods later. */
@@ -119,6 +121,12 @@ struct capture_source *capture_source_open(const char *spec, uint32_t rate, uint
             free(src);
             return NULL;
         }
+    }
+    /* The card thread reads these: locked (which brings every page in)
+     * before it starts, so it takes no page fault on them. */
+    if (src->samples) {
+        size_t frames = src->kind == SOURCE_LOOPBACK ? (size_t)LOOPBACK_DELAY * period : src->frames;
+        memlock_region(src->samples, frames * channels * sizeof(float));
     }
     return src;
 }

@@ -6,9 +6,11 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "log.h"
+#include "memlock.h"
 #include "ring.h"
 
 #define TAP_CAPACITY (1u << 18)  /* frames: over 5 s at 48 kHz of slack for the disk */
@@ -45,6 +47,7 @@ static uint32_t drain(struct tap *t)
 static void *writer_thread(void *arg)
 {
     struct tap *t = arg;
+    pthread_setname_np(pthread_self(), "sc-tap");
     /* Polling every 20 ms keeps the RT side to a plain ring write; the ring
      * holds seconds, so the writer never needs waking sooner. */
     const struct timespec interval = { 0, 20 * 1000 * 1000 };
@@ -74,7 +77,16 @@ struct tap *tap_open(const char *path, uint32_t rate, uint32_t channels, char *e
     /* Keep the header valid while running, so the file can be read live. */
     sf_command(t->file, SFC_SET_UPDATE_HEADER_AUTO, NULL, SF_TRUE);
     t->channels = channels;
-    t->ring = calloc((size_t)TAP_CAPACITY * channels, sizeof(float));
+    const size_t ring_bytes = (size_t)TAP_CAPACITY * channels * sizeof(float);
+    t->ring = malloc(ring_bytes);
+    if (t->ring) {
+        /* Touched and locked here: calloc'd pages come in at their first
+         * write, which was the RT thread's, a page fault every 512 frames
+         * for the ring's first 5 s (a fault can wait on the mmap lock the
+         * loop thread holds while it maps a stream). */
+        memset(t->ring, 0, ring_bytes);
+        memlock_region(t->ring, ring_bytes);
+    }
     if (!t->ring || pthread_create(&t->thread, NULL, writer_thread, t) != 0) {
         snprintf(err, err_len, "tap: cannot start writer");
         sf_close(t->file);
