@@ -7,7 +7,7 @@ extra=""
 [ "${1:-}" = bench ] && extra="linux-perf gnuplot-nox"
 packages="$extra build-essential cmake pkg-config clang libclang-rt-14-dev
   libuv1-dev libcjson-dev libsndfile1-dev libsoxr-dev libsystemd-dev
-  portaudio19-dev libjack-jackd2-dev libasound2-dev socat sox
+  portaudio19-dev libjack-jackd2-dev libasound2-dev socat sox strace
   jackd2 libasound2-plugins alsa-utils systemd man-db
   python3 python3-cffi python3-numpy python3-pytest"
 missing=""
