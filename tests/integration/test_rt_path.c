@@ -210,19 +210,26 @@ int main(void)
     const char *log = daemon_path(&d, "card-thread.strace");
     char log_path[256];
     snprintf(log_path, sizeof log_path, "%s", log);
+    char err_path[256];
+    snprintf(err_path, sizeof err_path, "%s", daemon_path(&d, "strace.err"));
     pid_t tracer = spawn_process((const char *const[]){ STRACE, "-qq", "-p", tid_arg, "-o", log_path, NULL },
-                                 NULL, NULL, NULL);
+                                 NULL, NULL, err_path);
     bool traced = tracer > 0 && wait_traced(d.pid, tid);
-    CHECK(traced, "%s did not attach to the card thread in 5 s (scripts/deps.sh installs strace)", STRACE);
+    if (!traced && strstr(slurp(err_path), "Operation not permitted"))
+        /* A container without ptrace: the page faults are still counted. */
+        printf("skipped the system calls: strace may not attach here: %s", slurp(err_path));
+    else
+        CHECK(traced, "%s did not attach to the card thread in 5 s (scripts/deps.sh installs strace): %s", STRACE,
+              slurp(err_path));
 
     const long before = thread_faults(d.pid, tid);
     const double t0 = now_seconds();
     const int cycles = churn(c);
     const long after = thread_faults(d.pid, tid);
     if (tracer > 0) {
-        kill(tracer, SIGINT);
+        kill(tracer, SIGINT);       /* it detaches and exits 128 + SIGINT */
         int rc = wait_child(tracer, 10);
-        CHECK(rc == 128 + SIGINT, "strace, interrupted, exited with %d (-1: hung)", rc);  /* it detaches */
+        CHECK(!traced || rc == 128 + SIGINT, "strace, interrupted, exited with %d (-1: hung)", rc);
     }
     printf("info: %d stream opens and closes in %.1f s; the card thread took %ld page faults\n", cycles,
            now_seconds() - t0, after - before);
