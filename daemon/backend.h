@@ -18,6 +18,7 @@ struct backend_time {
     int64_t adc_time_ns;     /* when the first input frame of this period was captured */
     int64_t dac_time_ns;     /* when the first output frame of this period will be heard */
     uint64_t xruns;          /* the card's own xruns so far */
+    int64_t xrun_late_ns;    /* how late its thread woke at the last of them; 0: not known */
 };
 
 /* in: frames*channels interleaved float32 (silence when the card has no

@@ -29,6 +29,7 @@ struct backend {
     _Atomic bool failed;        /* an injected failure ended the thread */
     uint32_t faults_seen;       /* fault->triggered already acted on */
     uint64_t xruns;
+    int64_t xrun_late_ns;       /* at the last xrun */
 };
 
 static int64_t timespec_ns(const struct timespec *ts)
@@ -100,6 +101,7 @@ static void *card_thread(void *arg)
              * a little late by a busy machine (or a virtual CPU's stolen
              * time) loses nothing. */
             b->xruns++;
+            b->xrun_late_ns = timespec_ns(&ts) - next;
             origin = timespec_ns(&ts);
             period_count = 0;
             next = origin;
@@ -110,6 +112,7 @@ static void *card_thread(void *arg)
             .adc_time_ns = next - period_ns,
             .dac_time_ns = next + period_ns,
             .xruns = b->xruns,
+            .xrun_late_ns = b->xrun_late_ns,
         };
         b->process(b->ctx, b->in, b->out, b->config.period, &t);
         capture_source_played(b->capture, b->out, b->config.period);

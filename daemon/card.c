@@ -185,9 +185,14 @@ static void report_xruns(struct server *s)
     engine_get_stats(s->engine, &es);
     if (es.xruns == xruns_reported)
         return;
-    log_warn("the %s card had %llu xrun%s (%llu in all): periods were lost",
+    /* How late, where the backend knows: a stall of the machine is tens of
+     * milliseconds, one of ours (a lock, a fault) may be anything. */
+    char late[64] = "";
+    if (es.xrun_late_ns > 0)
+        snprintf(late, sizeof(late), " (at the last, its thread woke %.1f ms late)", es.xrun_late_ns / 1e6);
+    log_warn("the %s card had %llu xrun%s (%llu in all): periods were lost%s",
              s->backend_ops->name, (unsigned long long)(es.xruns - xruns_reported),
-             es.xruns - xruns_reported == 1 ? "" : "s", (unsigned long long)es.xruns);
+             es.xruns - xruns_reported == 1 ? "" : "s", (unsigned long long)es.xruns, late);
     xruns_reported = es.xruns;
     cJSON *ev = cJSON_CreateObject();
     cJSON_AddNumberToObject(ev, "xruns", (double)es.xruns);

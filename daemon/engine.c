@@ -31,6 +31,7 @@ struct engine {
 
     _Atomic uint64_t card_faults;  /* loop: failures and losses */
     _Atomic uint64_t cycles, card_frames_pub, xruns, clipped;
+    _Atomic int64_t xrun_late_ns;
     _Atomic uint32_t load_bits;  /* float */
 };
 
@@ -392,6 +393,7 @@ void engine_process(void *ctx, const float *in, float *out, uint32_t frames,
     e->card_frames += frames;
     atomic_store_explicit(&e->card_frames_pub, e->card_frames, memory_order_relaxed);
     atomic_store_explicit(&e->xruns, xruns, memory_order_relaxed);
+    atomic_store_explicit(&e->xrun_late_ns, time->xrun_late_ns, memory_order_relaxed);
     atomic_fetch_add_explicit(&e->cycles, 1, memory_order_relaxed);
 
     /* Load: this cycle's time over the period's, smoothed over ~1 s. */
@@ -409,5 +411,6 @@ void engine_get_stats(struct engine *e, struct engine_stats *out)
     out->card_frames = atomic_load_explicit(&e->card_frames_pub, memory_order_relaxed);
     out->xruns = atomic_load_explicit(&e->xruns, memory_order_relaxed);
     out->clipped = atomic_load_explicit(&e->clipped, memory_order_relaxed);
+    out->xrun_late_ns = atomic_load_explicit(&e->xrun_late_ns, memory_order_relaxed);
     out->load = engine_float_from_bits(atomic_load_explicit(&e->load_bits, memory_order_relaxed));
 }

@@ -113,6 +113,7 @@ void engine_process(void *ctx, const float *in, float *out, uint32_t frames,
 struct engine_stats {
     uint64_t cycles, card_frames, clipped;
     uint64_t xruns;  /* the card's xruns and failures, over every backend instance */
+    int64_t xrun_late_ns;  /* how late the card's thread woke at its last xrun; 0: not known */
     double load;  /* engine time / period time, smoothed, 0..1 */
 };
 void engine_get_stats(struct engine *e, struct engine_stats *out);

@@ -255,6 +255,12 @@ static void test_stall(void)
     const char *log = slurp(d.log_path);
     CHECK(strstr(log, "injecting a stall of 300 ms") && strstr(log, "xrun"),
           "stall: the log says nothing of the stall and the xrun");
+    /* ... and how late the card's thread woke: the stall, and what its
+     * end's wake-up took. */
+    const char *woke = strstr(log, "its thread woke ");
+    double late_ms = woke ? atof(woke + strlen("its thread woke ")) : -1;
+    CHECK(late_ms >= 300 && late_ms < 400, "stall: the log has the card's thread %.1f ms late, not 300: %s",
+          late_ms, woke ? woke : "(no such line)");
     close(events);
     CHECK(daemon_stop(&d, 10) == 0, "stall: the daemon did not stop cleanly");
     tone_stop(&t);
