@@ -187,9 +187,10 @@ ATTEMPTS = 3
 
 
 class StallProbe:
-    """tests/support/stall_probe.h in its own process: one SCHED_FIFO 90 thread
-    per CPU, above every thread of ours, keeping its worst lateness.  Nothing
-    of ours can delay it; a stalled virtual CPU can."""
+    """tests/support/stall_probe.h in its own process: one SCHED_FIFO 1 thread
+    per CPU, below every realtime thread of ours (which it must not preempt:
+    stall_probe.c), keeping its worst lateness.  A stalled virtual CPU delays
+    it; ours only by the microseconds they run."""
 
     def __init__(self):
         self.proc = subprocess.Popen([bin_path('stall_probe')], stdin=subprocess.PIPE,

@@ -383,6 +383,16 @@ static void mode_delay(void)
      * only 8 ms late): evidence of a stall for this attempt. */
     double xruns = card_xruns(&d);
     printf("the card xran %.0f times\n", xruns);
+    /* How late its thread woke (the daemon logs it), beside the stall
+     * probe's lateness (attempt.c prints it): a card late well beyond the
+     * probe is a delay of ours, not the machine's. */
+    const char *log_line = slurp(d.log_path);
+    while (*log_line) {
+        size_t len = strcspn(log_line, "\n");
+        if (memmem(log_line, len, "periods were lost", strlen("periods were lost")))
+            printf("  %.*s\n", (int)len, log_line);
+        log_line += len + (log_line[len] == '\n');
+    }
     attempt_note_card_xruns(xruns);
     /* Stopped, not aborted: every click whose DAC time was kept plays (its
      * 50 ms queue would be dropped, and with it a click now and then). */

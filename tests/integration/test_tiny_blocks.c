@@ -173,7 +173,7 @@ static bool run_once(double seconds, double latency, bool may_retry)
            "card xruns %.0f, card time %.3f s\n", elapsed, cpu, 100 * cpu / elapsed, dcpu, 100 * dcpu / elapsed,
            xruns, card1 - card0);
     if (probed)
-        printf("info stall probe (SCHED_FIFO 90, one per CPU, 1 ms): worst lateness %.1f ms\n", 1000 * stall);
+        printf("info stall probe (SCHED_FIFO 1, one per CPU, 1 ms): worst lateness %.1f ms\n", 1000 * stall);
     unsigned long long underruns = 0;
     for (int i = 0; i < NSTREAMS; i++) {
         sc_stream_stats st = { 0 };

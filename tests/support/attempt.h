@@ -4,7 +4,7 @@
  * often several times within a few seconds (docs/timing.md).  A stream
  * whose latency budget is below that underruns then, and no code of ours
  * can prevent it.  An attempt watches for that evidence while it runs: the
- * stall probe (a thread above all of ours) late by half the budget, or the
+ * stall probe (a realtime thread on each CPU) late by half the budget, or the
  * card's own thread xrunning.  When the attempt's checks failed and there
  * is such evidence, its failures are forgotten (it says so), it waits for a
  * quiet second, and the caller runs it again, up to three times in all.

@@ -7,7 +7,15 @@
 #include <stdlib.h>
 #include <time.h>
 
-#define PROBE_PRIORITY 90
+/* The lowest realtime priority, below every thread of ours.  At 90, above
+ * them, it made the stalls it was there to see: each time it preempted the
+ * card thread (70), the scheduler pushed the card thread to the other CPU,
+ * and waking that idle virtual CPU took 1-3 ms, again and again (perf
+ * sched_switch: 27 ms without a period, 10 us of work per wake-up); 5 of 17
+ * alsa.delay attempts had a card xrun with the probe 5-10 ms late, 0 of 8
+ * at priority 1.  Below ours, our threads can delay it only by what they
+ * run, microseconds a period. */
+#define PROBE_PRIORITY 1
 #define PROBE_INTERVAL_NS 1000000L
 #define MAX_PROBES 64
 

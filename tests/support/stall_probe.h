@@ -1,8 +1,9 @@
 /* Evidence that the machine stalled, not our code: one SCHED_FIFO thread
- * per CPU, pinned there, at a priority above every thread soundcard runs
- * (callbacks 60, the card 70), each sleeping 1 ms at a time and keeping
- * the worst lateness it has seen.  Nothing of ours can delay such a thread;
- * a hypervisor or the kernel can.  A test whose streams underran asks it
+ * per CPU, pinned there, at the lowest realtime priority (below soundcard's
+ * callbacks, 60, and card, 70, so it never preempts them: stall_probe.c
+ * says why), each sleeping 1 ms at a time and keeping the worst lateness
+ * it has seen.  No normal thread can delay it, and ours only by the
+ * microseconds they run; a hypervisor or the kernel can.  A test whose streams underran asks it
  * before deciding to measure again (docs/timing.md). */
 #ifndef SC_TESTS_STALL_PROBE_H
 #define SC_TESTS_STALL_PROBE_H
