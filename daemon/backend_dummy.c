@@ -43,13 +43,14 @@ static struct timespec ns_timespec(int64_t ns)
 }
 
 /* A stall sleeps in short steps so that stopping the card (the watchdog
- * closing a card that stalled too long) does not wait for it to end. */
-static void stall(struct backend *b, uint32_t ms)
+ * closing a card that stalled too long) does not wait for it to end; a
+ * hang (`heed_stop` false) is a driver that does not notice. */
+static void stall(struct backend *b, uint32_t ms, bool heed_stop)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     int64_t until = timespec_ns(&ts) + (int64_t)ms * 1000000;
-    while (atomic_load_explicit(&b->running, memory_order_relaxed) && timespec_ns(&ts) < until) {
+    while ((!heed_stop || atomic_load_explicit(&b->running, memory_order_relaxed)) && timespec_ns(&ts) < until) {
         struct timespec step = { .tv_nsec = 10 * 1000000 };
         nanosleep(&step, NULL);
         clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -64,8 +65,8 @@ static bool survive_fault(struct backend *b)
     if (triggered == b->faults_seen)
         return true;
     b->faults_seen = triggered;
-    if (f->kind == FAULT_STALL) {
-        stall(b, f->ms);
+    if (f->kind == FAULT_STALL || f->kind == FAULT_HANG) {
+        stall(b, f->ms, f->kind == FAULT_STALL);
         return true;
     }
     atomic_store(&b->failed, true);

@@ -1,6 +1,7 @@
 #include "card.h"
 
 #include <cjson/cJSON.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -97,22 +98,65 @@ static void tell_clients(struct server *s, const char *state, const char *messag
     server_broadcast(s, MSG_EVENT_SERVER, "server.state", ev);
 }
 
+/* A card that stopped cycling may not stop when told: a driver stuck in a
+ * call, a thread held by a debugger or tracer (its join would wait as long).
+ * So a lost card is stopped and closed on a thread of its own, and the loop
+ * thread goes on serving clients.  Until that thread is done the old RT
+ * thread may still run a cycle: the engine stays its own (commands wait in
+ * the queue) and no card is opened again. */
+static void *stop_lost_card(void *arg)
+{
+    struct server *s = arg;
+    pthread_setname_np(pthread_self(), "sc-card-stop");
+    s->backend_ops->stop(s->card_going);
+    s->backend_ops->close(s->card_going);
+    atomic_store(&s->card_gone, true);
+    uv_async_send(&s->card_stopped);
+    return NULL;
+}
+
 static void lose_card(struct server *s, const char *how)
 {
-    s->backend_ops->stop(s->backend);
-    s->backend_ops->close(s->backend);
-    s->backend = NULL;
-    /* Nothing runs the RT cycle now: commands are applied here, and a stop
-     * has nothing to drain into. */
-    engine_set_offline(s->engine, true);
-    engine_run_commands_offline(s->engine);  /* its notes reach the loop by uv_async */
-    engine_count_card_fault(s->engine);      /* the streams hear of it as an xrun */
     snprintf(s->card_message, sizeof(s->card_message),
              "the %s card '%s' %s; streams are kept, retrying every %d ms",
              s->backend_ops->name, s->card.device, how, CARD_RETRY_MS);
     log_error("%s", s->card_message);
     tell_clients(s, "lost", s->card_message);
+    s->card_going = s->backend;
+    s->backend = NULL;
+    s->card_slow_logged = false;
+    atomic_store(&s->card_gone, false);
+    s->card_stopper_runs = pthread_create(&s->card_stopper, NULL, stop_lost_card, s) == 0;
+    if (!s->card_stopper_runs)
+        stop_lost_card(s);  /* no thread to spare: here, then */
     uv_timer_set_repeat(&s->card_timer, CARD_RETRY_MS);
+}
+
+/* Whether no thread of a lost card runs any more: then the engine is the
+ * loop thread's, which applies commands itself while the card is away, and
+ * a stop has nothing to drain into. */
+static bool lost_card_stopped(struct server *s)
+{
+    if (!s->card_going)
+        return true;
+    if (!atomic_load(&s->card_gone)) {
+        if (!s->card_slow_logged)
+            log_warn("the %s card's thread has not stopped yet (stuck in its driver, or held by a debugger): "
+                     "stream commands wait for it; clients are served meanwhile",
+                     s->backend_ops->name);
+        s->card_slow_logged = true;
+        return false;
+    }
+    if (s->card_stopper_runs)
+        pthread_join(s->card_stopper, NULL);
+    s->card_stopper_runs = false;
+    if (s->card_slow_logged)
+        log_info("the lost %s card's thread has stopped", s->backend_ops->name);
+    s->card_going = NULL;
+    engine_set_offline(s->engine, true);
+    engine_run_commands_offline(s->engine);  /* its notes reach the loop by uv_async */
+    engine_count_card_fault(s->engine);      /* the streams hear of it as an xrun */
+    return true;
 }
 
 static void find_card_again(struct server *s)
@@ -206,12 +250,19 @@ static void on_card_timer(uv_timer_t *timer)
         return;
     check_realtime(s);
     report_xruns(s);
-    if (!s->backend)
+    if (!s->backend && lost_card_stopped(s))
         find_card_again(s);
+    else if (!s->backend)
+        return;  /* the lost card is still stopping */
     else if (!s->backend_ops->alive(s->backend))
         lose_card(s, "went away");
     else if (stalled(s))
         lose_card(s, "stopped running its cycle");
+}
+
+static void on_card_stopped(uv_async_t *async)
+{
+    lost_card_stopped(async->data);
 }
 
 void card_watch(struct server *s)
@@ -221,16 +272,33 @@ void card_watch(struct server *s)
     uv_timer_init(&s->loop, &s->card_timer);
     s->card_timer.data = s;
     uv_timer_start(&s->card_timer, on_card_timer, CARD_CHECK_MS, CARD_CHECK_MS);
+    uv_async_init(&s->loop, &s->card_stopped, on_card_stopped);
+    s->card_stopped.data = s;
+}
+
+void card_unwatch(struct server *s)
+{
+    uv_close((uv_handle_t *)&s->card_timer, NULL);
+    uv_close((uv_handle_t *)&s->card_stopped, NULL);
 }
 
 void card_close(struct server *s)
 {
     fault_disarm();
+    if (s->card_stopper_runs)
+        pthread_join(s->card_stopper, NULL);  /* at exit there is nobody else to serve */
+    s->card_stopper_runs = false;
+    s->card_going = NULL;
     if (!s->backend)
         return;
     s->backend_ops->stop(s->backend);
     s->backend_ops->close(s->backend);
     s->backend = NULL;
+}
+
+bool card_stopping(struct server *s)
+{
+    return s->card_going != NULL;
 }
 
 bool card_running(struct server *s)
@@ -246,7 +314,7 @@ const char *card_state(struct server *s)
 int card_submit(struct server *s, const struct engine_cmd *cmd, bool reserved)
 {
     int rc = engine_submit(s->engine, cmd, reserved);
-    if (rc == 0 && !s->backend)
+    if (rc == 0 && !s->backend && !s->card_going)
         engine_run_commands_offline(s->engine);  /* its notes reach the loop by uv_async */
     return rc;
 }

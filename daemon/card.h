@@ -17,14 +17,20 @@ int card_open(struct server *s, char *err, size_t err_len);
 int card_start(struct server *s, char *err, size_t err_len);
 /* Start watching it (a timer on the loop). */
 void card_watch(struct server *s);
-/* Stop and close it (shutdown). */
+/* Close what watches it (shutdown, after card_close). */
+void card_unwatch(struct server *s);
+/* Stop and close it (shutdown), waiting for a lost card's stop too. */
 void card_close(struct server *s);
 bool card_running(struct server *s);
+/* A lost card is still being stopped on its own thread: the backend's
+ * library (PortAudio is not thread-safe) is not to be called meanwhile. */
+bool card_stopping(struct server *s);
 /* "running" or "lost". */
 const char *card_state(struct server *s);
 
 /* Submit a command to the engine; while the card is away nothing runs the
- * RT cycle, so the loop thread applies it itself.  0 or -EAGAIN. */
+ * RT cycle, so the loop thread applies it itself (once a lost card's thread
+ * has stopped; till then the command waits in the queue).  0 or -EAGAIN. */
 int card_submit(struct server *s, const struct engine_cmd *cmd, bool reserved);
 
 #endif

@@ -30,11 +30,13 @@ int fault_parse(struct backend_fault *f, const char *spec, char *err, size_t err
     size_t kind_len = colon ? (size_t)(colon - spec) : 0;
     if (kind_len == 5 && strncmp(spec, "stall", 5) == 0)
         f->kind = FAULT_STALL;
+    else if (kind_len == 4 && strncmp(spec, "hang", 4) == 0)
+        f->kind = FAULT_HANG;
     else if (kind_len == 4 && strncmp(spec, "fail", 4) == 0)
         f->kind = FAULT_FAIL;
     if (f->kind == FAULT_NONE || !end || end == colon + 1 || *end || ms < 1 || ms > 60000) {
         f->kind = FAULT_NONE;
-        snprintf(err, err_len, "dummy-fault: '%s' is not stall:MS or fail:MS with MS in 1..60000", spec);
+        snprintf(err, err_len, "dummy-fault: '%s' is not stall:MS, hang:MS or fail:MS with MS in 1..60000", spec);
         return -1;
     }
     f->ms = (uint32_t)ms;
@@ -48,8 +50,8 @@ static void on_sigusr1(uv_signal_t *handle, int signum)
     if (f->kind == FAULT_FAIL)
         atomic_store(&f->unavailable_until_ns, fault_now_ns() + (int64_t)f->ms * 1000000);
     atomic_fetch_add(&f->triggered, 1);
-    log_warn("dummy-fault: injecting a %s of %u ms (SIGUSR1)", f->kind == FAULT_STALL ? "stall" : "failure",
-             f->ms);
+    static const char *const names[] = { [FAULT_STALL] = "stall", [FAULT_HANG] = "hang", [FAULT_FAIL] = "failure" };
+    log_warn("dummy-fault: injecting a %s of %u ms (SIGUSR1)", names[f->kind], f->ms);
 }
 
 void fault_arm(struct backend_fault *f, uv_loop_t *loop)

@@ -5,6 +5,9 @@
  *   stall:MS  the card thread stops for MS ms (a stuck driver): the periods
  *             in between are lost, one xrun; past the card watchdog's limit
  *             (a second) the card also counts as lost and is reopened.
+ *   hang:MS   the same, but a stop does not end it (a driver stuck in a
+ *             call): the lost card's stop waits MS ms, on a thread of its
+ *             own, while the daemon serves its clients.
  *   fail:MS   the card dies (its thread ends, alive() says so) and cannot be
  *             opened again for MS ms (an unplugged USB device). */
 #ifndef SC_DAEMON_FAULT_H
@@ -16,7 +19,7 @@
 
 #include <uv.h>
 
-enum fault_kind { FAULT_NONE, FAULT_STALL, FAULT_FAIL };
+enum fault_kind { FAULT_NONE, FAULT_STALL, FAULT_HANG, FAULT_FAIL };
 
 struct backend_fault {
     enum fault_kind kind;

@@ -108,6 +108,11 @@ static void op_server_info(struct session *s, const struct msg_request *req)
 static void op_devices_list(struct session *s, const struct msg_request *req)
 {
     struct server *server = s->server;
+    if (card_stopping(server)) {
+        session_reply_error(s, req->id, MSG_ERR_BACKEND,
+                            "the lost card is still being closed (its thread is stuck); try again once it is");
+        return;
+    }
     struct backend_device devices[64];
     int n = server->backend_ops->list_devices(server->backend, devices, 64);
     if (n > 64)

@@ -308,8 +308,9 @@ static void usage(FILE *out)
             "      --max-message-bytes --max-outbound-bytes --hello-timeout-ms\n"
             "  --config FILE: JSON object keyed by these long names (default:\n"
             "      $XDG_CONFIG_HOME/soundcard/soundcardd.json, /etc/soundcard/soundcardd.json)\n"
-            "  --dummy-fault stall:MS|fail:MS: testing only: each SIGUSR1 stalls the dummy\n"
-            "      card for MS ms, or makes it fail and stay away for MS ms\n");
+            "  --dummy-fault stall:MS|hang:MS|fail:MS: testing only: each SIGUSR1 stalls the\n"
+            "      dummy card for MS ms (hang: deaf to a stop meanwhile), or makes it fail\n"
+            "      and stay away for MS ms\n");
 }
 
 int options_parse(struct options *o, int argc, char **argv, char *err, size_t err_len)

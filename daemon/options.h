@@ -38,7 +38,7 @@ struct options {
     uint32_t rt_priority;          /* 0: no realtime scheduling */
     bool verbose;
     bool no_connect;               /* jack: leave the ports unconnected */
-    char dummy_fault[32];          /* test-only: stall:MS|fail:MS on SIGUSR1 (fault.h) */
+    char dummy_fault[32];          /* test-only: stall:MS|hang:MS|fail:MS on SIGUSR1 (fault.h) */
     struct limits limits;
     /* Who may connect.  Both empty: the daemon's own uid and root. */
     struct id_list allow_uids, allow_gids;

@@ -372,7 +372,7 @@ static void shut_down(struct server *s)
     engine_set_offline(s->engine, true);
     engine_run_commands_offline(s->engine);
     on_engine_notes(&s->engine_async);
-    uv_close((uv_handle_t *)&s->card_timer, NULL);
+    card_unwatch(s);
     uv_close((uv_handle_t *)&s->listen_poll, NULL);
     uv_close((uv_handle_t *)&s->sigterm, NULL);
     uv_close((uv_handle_t *)&s->sigint, NULL);

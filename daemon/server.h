@@ -3,6 +3,7 @@
 #ifndef SC_DAEMON_SERVER_H
 #define SC_DAEMON_SERVER_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -40,6 +41,12 @@ struct server {
 
     const struct backend_ops *backend_ops;
     struct backend *backend;  /* NULL while the card is away (card.c) */
+    struct backend *card_going;  /* lost, and card_stopper still stopping it */
+    pthread_t card_stopper;
+    bool card_stopper_runs;   /* card_stopper was started and not yet joined */
+    _Atomic bool card_gone;   /* card_stopper has stopped and closed card_going */
+    uv_async_t card_stopped;  /* card_stopper says so */
+    bool card_slow_logged;    /* that it takes long was said */
     struct backend_info card; /* what it opened, kept while it is away */
     uv_timer_t card_timer;
     char card_message[256];

@@ -268,8 +268,10 @@ static void test_stall(void)
 }
 
 /* The card dies and stays away, or stalls past the watchdog's limit: the
- * streams are kept, told, and play again when it is back. */
-static void test_lost(const char *fault, const char *how)
+ * streams are kept, told, and play again when it is back.  A stalled card's
+ * thread stays stuck for `stuck_ms`: the loss is told long before, and the
+ * daemon answers meanwhile (its loop thread does not wait for the stuck one). */
+static void test_lost(const char *fault, const char *how, double stuck_ms)
 {
     struct daemon d;
     start_faulty(&d, fault, "256");
@@ -278,9 +280,32 @@ static void test_lost(const char *fault, const char *how)
     int events = subscribe(&d);
     CHECK(wait_line(events, "\"id\":2", 5), "%s: subscribe not answered", fault);
 
+    const double fault_at = now_seconds();
     kill(d.pid, SIGUSR1);
     CHECK(wait_line(events, "\"state\":\"lost\"", 4), "%s: no server.state lost event within 4 s", fault);
     double lost_at = now_seconds();
+    if (stuck_ms > 0) {
+        CHECK(lost_at - fault_at < stuck_ms / 1000 - 1, "%s: the loss was told %.2f s after the fault: not before "
+              "the stuck card thread came back", fault, lost_at - fault_at);
+        cJSON *info = request_once(d.socket_path, "{\"op\":\"server.info\"}");
+        const double took = now_seconds() - lost_at;
+        const char *state = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(info, "state"));
+        printf("%s: lost %.2f s after the fault; server.info answered in %.3f s: %s\n", fault, lost_at - fault_at,
+               took, state ? state : "(no state)");
+        CHECK(took < 0.5 && state && strcmp(state, "lost") == 0,
+              "%s: while the card thread was stuck, server.info took %.2f s and said %s", fault, took,
+              state ? state : "nothing");
+        cJSON_Delete(info);
+        /* PortAudio is not thread-safe: no backend call beside the stop. */
+        sc_client *c = NULL;
+        char *reply = NULL;
+        int err = sc_client_open(&c, d.socket_path, "devices") == 0
+                      ? sc_client_request(c, "{\"op\":\"devices.list\"}", &reply) : -1;
+        CHECK(err != 0 && reply && strstr(reply, "\"backend\"") && strstr(reply, "still being closed"),
+              "%s: devices.list while the lost card's thread was stuck: %s", fault, reply ? reply : sc_last_error());
+        free(reply);
+        sc_client_close(c);
+    }
     CHECK(wait_line(events, "\"state\":\"running\"", 6), "%s: no server.state running event within 6 s", fault);
     printf("%s: the card was away %.2f s after it was reported lost\n", fault, now_seconds() - lost_at);
     CHECK(card_xruns(&d) >= 1, "%s: server.info reports %.0f xruns", fault, card_xruns(&d));
@@ -292,6 +317,8 @@ static void test_lost(const char *fault, const char *how)
     const char *log = slurp(d.log_path);
     CHECK(strstr(log, how) && strstr(log, "is back"), "%s: the log does not say the card %s and came back",
           fault, how);
+    CHECK(stuck_ms == 0 || (strstr(log, "thread has not stopped yet") && strstr(log, "thread has stopped")),
+          "%s: the log does not say the card's thread was slow to stop, then stopped", fault);
     close(events);
     CHECK(daemon_stop(&d, 10) == 0, "%s: the daemon did not stop cleanly", fault);
     tone_stop(&t);
@@ -312,12 +339,17 @@ static void expect_refused(const char *const *argv, const char *needle)
 
 static void test_lost_failed(void)
 {
-    test_lost("fail:1500", "went away");
+    test_lost("fail:1500", "went away", 0);
 }
 
 static void test_lost_stalled(void)
 {
-    test_lost("stall:2500", "stopped running its cycle");
+    test_lost("stall:2500", "stopped running its cycle", 0);
+}
+
+static void test_lost_hung(void)
+{
+    test_lost("hang:4000", "stopped running its cycle", 4000);
 }
 
 /* The tone asks for the lowest latency, two periods: a stall of this
@@ -342,10 +374,11 @@ int main(void)
     run_case("stall", 256, test_stall);
     run_case("fail:1500", 256, test_lost_failed);
     run_case("stall:2500", 256, test_lost_stalled);
+    run_case("hang:4000", 256, test_lost_hung);
 
     const char *bad_spec[] = { harness_bin("soundcardd"), "--dummy-fault", "explode:5", "--socket",
                                "/tmp/sc-faults-never.sock", NULL };
-    expect_refused(bad_spec, "dummy-fault: 'explode:5' is not stall:MS or fail:MS");
+    expect_refused(bad_spec, "dummy-fault: 'explode:5' is not stall:MS, hang:MS or fail:MS");
     const char *not_dummy[] = { harness_bin("soundcardd"), "--backend", "jack", "--dummy-fault", "fail:10",
                                 "--socket", "/tmp/sc-faults-never.sock", NULL };
     expect_refused(not_dummy, "only the dummy backend");
