@@ -563,26 +563,39 @@ static void check_two_tones(struct rig *r)
     }
 }
 
-/* A recorder gets the card's 700 Hz input at 0.5, as many frames as asked. */
+/* A recorder gets the card's 700 Hz input at 0.5, as many frames as asked.
+ * Recorded again (up to three times) while a card xrun explains a wrong
+ * block, as the tones are played again: a period the card lost is a jump
+ * in the input tone's phase (CI, ASan: one block at 0.4896 with 0.0036 of
+ * 440 Hz). */
 static void check_record(struct rig *r, struct daemon *d)
 {
     char wav[256], out[256];
     snprintf(wav, sizeof(wav), "%s", rig_path(r, "rec.wav"));
     snprintf(out, sizeof(out), "%s", rig_path(r, "rec.out"));
     const char *rec[] = { harness_bin("soundcard"), "rec", wav, "--seconds", "1.5", "--float", NULL };
-    CHECK(run(d, rec, out, 30) == 0, "rec failed: %s", slurp(out));
-    CHECK(strstr(slurp(out), "overruns=0 "), "the recorder overran: %s", slurp(out));
-    int rate;
-    long frames;
-    double first, last;
-    CHECK(wav_extent(wav, 0.01, &rate, &frames, &first, &last) == 0, "cannot read %s", wav);
-    CHECK(rate == RATE && frames == 72000, "recorded %ld frames at %d Hz, expected 72000 at 48000", frames,
-          rate);
-    CHECK(first >= 0 && first < 0.01, "the recording starts with %.3f s of silence", first);
-    CHECK(wavcheck(wav,
-                   (const char *const[]){ "--block-ms", "50", "--expect", "700:0.5", "--tolerance", "0.02",
-                                          "--absent", "440", "--absent", "1000", NULL }),
-          "%s: the recording is not a clean 700 Hz at 0.5", r->backend);
+    for (int attempt = 1;; attempt++) {
+        double xruns_before = card_xruns(d);
+        CHECK(run(d, rec, out, 30) == 0, "rec failed: %s", slurp(out));
+        double xruns = card_xruns(d) - xruns_before;
+        CHECK(strstr(slurp(out), "overruns=0 "), "the recorder overran: %s", slurp(out));
+        int rate;
+        long frames;
+        double first, last;
+        CHECK(wav_extent(wav, 0.01, &rate, &frames, &first, &last) == 0, "cannot read %s", wav);
+        CHECK(rate == RATE && frames == 72000, "recorded %ld frames at %d Hz, expected 72000 at 48000", frames,
+              rate);
+        CHECK(first >= 0 && first < 0.01, "the recording starts with %.3f s of silence", first);
+        bool clean = wavcheck(wav, (const char *const[]){ "--block-ms", "50", "--expect", "700:0.5", "--tolerance",
+                                                          "0.02", "--absent", "440", "--absent", "1000", NULL });
+        if (clean || xruns == 0 || attempt == 3) {
+            CHECK(clean, "%s: the recording is not a clean 700 Hz at 0.5 (%.0f card xruns while it ran)",
+                  r->backend, xruns);
+            return;
+        }
+        printf("info %s: the recording has a wrong block, and the card xran %.0f times while it ran: "
+               "recording again\n", r->backend, xruns);
+    }
 }
 
 struct observed {
