@@ -23,14 +23,12 @@
  * second one under strace.  Every step has a deadline kept by a watchdog
  * thread: a card thread that stops cycling leaves the library's requests
  * (start and abort are answered by the engine) waiting for ever, and a
- * test killed at CTest's timeout says nothing of why.  The watchdog prints
- * what the card thread and strace were doing; if the card thread sat in a
- * tracing stop, it kills strace and lets the test go on without the call
- * count, since then strace, not soundcardd, stopped it. */
-#include <dirent.h>
-#include <errno.h>
+ * test killed at CTest's timeout says nothing of why.  The watchdog
+ * (tests/support/watchdog.h) prints what the card thread and strace were
+ * doing; if the card thread sat in a tracing stop, it kills strace and lets
+ * the test go on without the call count, since then strace, not
+ * soundcardd, stopped it. */
 #include <fcntl.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -42,41 +40,18 @@
 #include <soundcard/soundcard.h>
 
 #include "harness.h"
+#include "proc_tasks.h"
+#include "watchdog.h"
 
 #define WINDOW 3.0           /* seconds: well inside the tap ring's first 5.4 s */
 #define SKIP 77              /* CTest's SKIP_RETURN_CODE */
 #define STRACE "/usr/bin/strace"
 
-/* The task id of the thread called `name` in process pid, or 0. */
-static int find_thread(pid_t pid, const char *name)
-{
-    char path[128];
-    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
-    DIR *dir = opendir(path);
-    int tid = 0;
-    struct dirent *e;
-    while (dir && !tid && (e = readdir(dir))) {
-        snprintf(path, sizeof path, "/proc/%d/task/%.16s/comm", (int)pid, e->d_name);
-        if (e->d_name[0] != '.' && strncmp(slurp(path), name, strlen(name)) == 0)  /* comm ends in \n */
-            tid = atoi(e->d_name);
-    }
-    if (dir)
-        closedir(dir);
-    return tid;
-}
-
 /* Its faults so far, minor + major, or -1. */
 static long thread_faults(pid_t pid, int tid)
 {
-    char path[128];
-    snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)pid, tid);
-    /* After the name's ')': state ppid pgrp session tty tpgid flags minflt
-     * cminflt majflt. */
-    const char *after = strrchr(slurp(path), ')');
-    long minflt, majflt;
-    if (!after || sscanf(after + 1, " %*c %*d %*d %*d %*d %*d %*u %ld %*u %ld", &minflt, &majflt) != 2)
-        return -1;
-    return minflt + majflt;
+    struct task t;
+    return proc_task(pid, tid, &t) ? t.faults : -1;
 }
 
 /* Whether a tracer is attached to the thread, waiting at most 5 s. */
@@ -92,220 +67,6 @@ static bool wait_traced(pid_t pid, int tid)
         nanosleep(&ms, NULL);   /* polling /proc, which has no event to wait on */
     }
     return false;
-}
-
-/* The watchdog (see the top).  It reads /proc itself: slurp's buffer is
- * the main thread's. */
-struct task {
-    int tid;
-    char name[20];
-    char state;
-    long ticks;       /* user + system CPU, in clock ticks */
-    char wchan[48];   /* the kernel function it sleeps in */
-};
-
-struct watchdog {
-    pthread_t thread;
-    pthread_mutex_t lock;
-    pthread_cond_t moved;   /* a new phase, or done */
-    const char *phase;      /* what the test is doing */
-    double deadline;        /* by when it must have done it */
-    unsigned generation;    /* one per phase */
-    bool done;
-    pid_t daemon, tracer;   /* tracer: strace while it runs, else 0 */
-    int card_tid;
-    const char *daemon_log;
-    bool killed_tracer;     /* the card thread sat in strace's stop: it killed strace */
-};
-
-static void read_text(const char *path, char *buf, size_t size)
-{
-    buf[0] = '\0';
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return;
-    size_t n = fread(buf, 1, size - 1, f);
-    buf[n] = '\0';
-    buf[strcspn(buf, "\n")] = '\0';
-    fclose(f);
-}
-
-/* Every thread of process pid, at most max. */
-static int list_tasks(pid_t pid, struct task *out, int max)
-{
-    char path[128];
-    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
-    DIR *dir = opendir(path);
-    int n = 0;
-    struct dirent *e;
-    while (dir && n < max && (e = readdir(dir))) {
-        if (e->d_name[0] == '.')
-            continue;
-        struct task *t = &out[n];
-        char stat[512];
-        t->tid = atoi(e->d_name);
-        snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)pid, t->tid);
-        read_text(path, stat, sizeof stat);
-        const char *open = strchr(stat, '('), *close = strrchr(stat, ')');
-        long utime, stime;
-        /* After the name: state ppid pgrp session tty tpgid flags minflt
-         * cminflt majflt cmajflt utime stime. */
-        if (!open || !close ||
-            sscanf(close + 1, " %c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld", &t->state, &utime, &stime) != 3)
-            continue;
-        snprintf(t->name, sizeof t->name, "%.*s", (int)(close - open - 1), open + 1);
-        t->ticks = utime + stime;
-        snprintf(path, sizeof path, "/proc/%d/task/%d/wchan", (int)pid, t->tid);
-        read_text(path, t->wchan, sizeof t->wchan);
-        n++;
-    }
-    if (dir)
-        closedir(dir);
-    return n;
-}
-
-static char task_state(pid_t pid, int tid)
-{
-    struct task all[64];
-    int n = list_tasks(pid, all, 64);
-    for (int i = 0; i < n; i++)
-        if (all[i].tid == tid)
-            return all[i].state;
-    return '?';
-}
-
-/* Each thread of `who`: its state, where it sleeps and how much of a CPU it
- * used over the last `seconds`; the most any one used. */
-static double report_tasks(const char *who, pid_t pid, const struct task *before, int n_before, double seconds)
-{
-    struct task now[64];
-    int n = list_tasks(pid, now, 64);
-    double busiest = 0;
-    for (int i = 0; i < n; i++) {
-        long ticks = now[i].ticks;
-        for (int j = 0; j < n_before; j++)
-            if (before[j].tid == now[i].tid)
-                ticks -= before[j].ticks;
-        double cpu = 100.0 * ticks / sysconf(_SC_CLK_TCK) / seconds;
-        busiest = cpu > busiest ? cpu : busiest;
-        fprintf(stderr, "  %s %d/%d %s: state %c, %.0f %% CPU, in %s\n", who, (int)pid, now[i].tid, now[i].name,
-                now[i].state, cpu, now[i].wchan[0] ? now[i].wchan : "?");
-    }
-    return busiest;
-}
-
-/* Called with the lock held, the phase overdue: say what everyone is doing
- * over one second.  true if the card thread sat in strace's stop all along
- * while none of our threads was busy: then strace, not we, stopped it. */
-static bool report_stall(struct watchdog *w)
-{
-    struct task daemon[64], self[64], tracer[4];
-    int nd = list_tasks(w->daemon, daemon, 64), ns = list_tasks(getpid(), self, 64);
-    int nt = w->tracer > 0 ? list_tasks(w->tracer, tracer, 4) : 0;
-    char first = task_state(w->daemon, w->card_tid);
-    struct timespec second;
-    clock_gettime(CLOCK_MONOTONIC, &second);
-    second.tv_sec += 1;
-    while (pthread_cond_timedwait(&w->moved, &w->lock, &second) != ETIMEDOUT) {
-    }
-    char last = task_state(w->daemon, w->card_tid);
-    fprintf(stderr, "watchdog: still %s after its deadline; over the next second:\n", w->phase);
-    double busiest = report_tasks("soundcardd", w->daemon, daemon, nd, 1.0);
-    double ours = report_tasks("test", getpid(), self, ns, 1.0);
-    busiest = ours > busiest ? ours : busiest;
-    if (w->tracer > 0)
-        report_tasks("strace", w->tracer, tracer, nt, 1.0);
-    return w->tracer > 0 && first == 't' && last == 't' && busiest < 50;
-}
-
-static void print_file(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    char line[512];
-    while (f && fgets(line, sizeof line, f))
-        fputs(line, stderr);
-    if (f)
-        fclose(f);
-}
-
-static void *watchdog_main(void *arg)
-{
-    struct watchdog *w = arg;
-    pthread_mutex_lock(&w->lock);
-    while (!w->done) {
-        double left = w->deadline - now_seconds();
-        if (left > 0) {
-            struct timespec until;
-            clock_gettime(CLOCK_MONOTONIC, &until);
-            until.tv_sec += (time_t)left;
-            until.tv_nsec += (long)((left - (time_t)left) * 1e9);
-            if (until.tv_nsec >= 1000000000L)
-                until.tv_sec++, until.tv_nsec -= 1000000000L;
-            pthread_cond_timedwait(&w->moved, &w->lock, &until);
-            continue;  /* a new phase, done, or time: look again */
-        }
-        unsigned generation = w->generation;
-        bool strace_stopped_it = report_stall(w);
-        if (w->done || w->generation != generation)
-            continue;  /* it moved on during that second */
-        if (strace_stopped_it && !w->killed_tracer) {
-            fprintf(stderr, "watchdog: the card thread is stopped by strace (pid %d), which does not let it go "
-                            "on: strace killed, to see whether the test goes on without it\n", (int)w->tracer);
-            kill(w->tracer, SIGKILL);
-            w->killed_tracer = true;
-            w->deadline = now_seconds() + 10;
-            continue;
-        }
-        fprintf(stderr, "watchdog: giving up; soundcardd's log (%s):\n", w->daemon_log);
-        print_file(w->daemon_log);
-        _exit(1);   /* the daemon and strace die with us (PR_SET_PDEATHSIG) */
-    }
-    pthread_mutex_unlock(&w->lock);
-    return NULL;
-}
-
-static void watchdog_start(struct watchdog *w, pid_t daemon, int card_tid, const char *daemon_log)
-{
-    *w = (struct watchdog){ .daemon = daemon, .card_tid = card_tid, .daemon_log = daemon_log,
-                            .phase = "starting", .deadline = now_seconds() + 15 };
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->moved, &attr);
-    pthread_condattr_destroy(&attr);
-    pthread_mutex_init(&w->lock, NULL);
-    pthread_create(&w->thread, NULL, watchdog_main, w);
-}
-
-/* From now on the test is `phase`, which takes at most `seconds`. */
-static void watch_phase(struct watchdog *w, const char *phase, double seconds)
-{
-    pthread_mutex_lock(&w->lock);
-    w->phase = phase;
-    w->deadline = now_seconds() + seconds;
-    w->generation++;
-    pthread_cond_broadcast(&w->moved);
-    pthread_mutex_unlock(&w->lock);
-}
-
-/* strace's pid, for the watchdog (0: none).  Returns whether the watchdog
- * killed the one it had. */
-static bool watch_tracer(struct watchdog *w, pid_t tracer)
-{
-    pthread_mutex_lock(&w->lock);
-    w->tracer = tracer;
-    bool killed = w->killed_tracer;
-    pthread_mutex_unlock(&w->lock);
-    return killed;
-}
-
-static void watchdog_stop(struct watchdog *w)
-{
-    pthread_mutex_lock(&w->lock);
-    w->done = true;
-    pthread_cond_broadcast(&w->moved);
-    pthread_mutex_unlock(&w->lock);
-    pthread_join(w->thread, NULL);
 }
 
 static _Atomic long duplex_calls;
@@ -442,14 +203,14 @@ int main(void)
         daemon_stop(&d, 10);
         return SKIP;
     }
-    const int tid = find_thread(d.pid, "sc-card");
+    const int tid = proc_find_thread(d.pid, "sc-card");
     CHECK(tid > 0, "soundcardd has no thread named sc-card");
     if (tid <= 0) {
         daemon_stop(&d, 10);
         return harness_finish("rt_path");
     }
     static struct watchdog w;
-    watchdog_start(&w, d.pid, tid, d.log_path);
+    watchdog_start(&w, d.pid, d.log_path);
 
     watch_phase(&w, "starting two duplex streams", 15);
     sc_client *c = NULL;

@@ -18,7 +18,12 @@
  * underran 12 and 9 times at 50 ms in two fresh-clone runs, in the third
  * try each, with no card xrun (and, in the second, the stall probe at most
  * 2.9 ms late): the sanitizer's cost, not a stall.  TSan builds keep 20 ms (no underrun in
- * 30 s), as do normal builds (every run there). */
+ * 30 s), as do normal builds (every run there).
+ *
+ * Every phase of a run has a deadline (tests/support/watchdog.h): a CI TSan
+ * run once timed out at CTest's 200 s after its six opens with nothing more
+ * said; past a deadline the watchdog prints each thread's state and wait
+ * point and soundcardd's log, and fails. */
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -32,6 +37,7 @@
 #include "audio_check.h"
 #include "harness.h"
 #include "stall_probe.h"
+#include "watchdog.h"
 #include "wavfile.h"
 
 #define NSTREAMS 6
@@ -102,6 +108,9 @@ static bool run_once(double seconds, double latency, bool may_retry)
     snprintf(secs, sizeof(secs), "%g", seconds);
     struct daemon d;
     daemon_start(&d, (const char *const[]){ "--period", "64", "--tap", "@/tap.wav", NULL }, 10);
+    static struct watchdog watch;  /* a hang prints where it is, before CTest's timeout */
+    watchdog_start(&watch, d.pid, d.log_path);
+    watch_phase(&watch, "opening six streams", 20);
     char out[256];
     snprintf(out, sizeof(out), "%s", daemon_path(&d, "tone.out"));
     const char *tone[] = { harness_bin("soundcard"), "tone", "--freq", "2000", "--seconds", secs, "--gain",
@@ -109,6 +118,7 @@ static bool run_once(double seconds, double latency, bool may_retry)
     sc_client *client;
     if (sc_client_open(&client, d.socket_path, "tiny-blocks") < 0) {
         CHECK(0, "connect: %s", sc_last_error());
+        watchdog_stop(&watch);
         daemon_stop(&d, 10);
         return false;
     }
@@ -138,6 +148,7 @@ static bool run_once(double seconds, double latency, bool may_retry)
                t[i].blocksize, latency, err ? sc_last_error() : "ok");
     }
     pid_t other = spawn_client(&d, tone, out);
+    watch_phase(&watch, "starting six streams", 20);
     for (int i = 0; i < NSTREAMS; i++)
         if (t[i].s)
             CHECK(sc_stream_start(t[i].s) == 0, "start %s: %s", t[i].name, sc_last_error());
@@ -146,6 +157,7 @@ static bool run_once(double seconds, double latency, bool may_retry)
      * it lies in the tap comes from card time, not the clock: a card xrun
      * skips the lost time, so the tap is shorter than the run. */
     long f0[NSTREAMS];
+    watch_phase(&watch, "the measurement window", seconds + 15);
     struct stall_probe *probe = stall_probe_start();
     double card0 = card_seconds(&d);
     double cpu0 = cpu_seconds(CLOCK_PROCESS_CPUTIME_ID), dcpu0 = proc_cpu(d.pid);
@@ -163,6 +175,7 @@ static bool run_once(double seconds, double latency, bool may_retry)
     stall_probe_stop(probe);
 
     /* Counters and stats while the streams still run. */
+    watch_phase(&watch, "reading the counters and stats", 20);
     long f1[NSTREAMS];
     for (int i = 0; i < NSTREAMS; i++)
         f1[i] = atomic_load(&t[i].frames);
@@ -214,6 +227,7 @@ static bool run_once(double seconds, double latency, bool may_retry)
                frames, elapsed, expected, 100 * (frames - expected) / expected);
     }
     cJSON_Delete(stats);
+    watch_phase(&watch, "closing, and stopping soundcardd", 40);
     for (int i = 0; i < NSTREAMS; i++)
         if (t[i].s)
             CHECK(sc_stream_close(t[i].s) == 0, "close %s: %s", t[i].name, sc_last_error());
@@ -222,6 +236,7 @@ static bool run_once(double seconds, double latency, bool may_retry)
     VERIFY(rc == 0 && strstr(slurp(out), "underruns=0 "), "the other process's tone: exit %d, %s", rc,
            slurp(out));
     CHECK(daemon_stop(&d, 10) == 0, "soundcardd did not stop cleanly");
+    watchdog_stop(&watch);
     if (again) {  /* stalls come in episodes: not again at once */
         attempt_wait_quiet("tiny_blocks", latency / 2);
         return true;
