@@ -250,11 +250,10 @@ static void on_card_timer(uv_timer_t *timer)
         return;
     check_realtime(s);
     report_xruns(s);
-    if (!s->backend && lost_card_stopped(s))
-        find_card_again(s);
-    else if (!s->backend)
-        return;  /* the lost card is still stopping */
-    else if (!s->backend_ops->alive(s->backend))
+    if (!s->backend) {
+        if (lost_card_stopped(s))  /* else it is still stopping */
+            find_card_again(s);
+    } else if (!s->backend_ops->alive(s->backend))
         lose_card(s, "went away");
     else if (stalled(s))
         lose_card(s, "stopped running its cycle");
@@ -314,7 +313,7 @@ const char *card_state(struct server *s)
 int card_submit(struct server *s, const struct engine_cmd *cmd, bool reserved)
 {
     int rc = engine_submit(s->engine, cmd, reserved);
-    if (rc == 0 && !s->backend && !s->card_going)
+    if (rc == 0 && !card_running(s) && !card_stopping(s))
         engine_run_commands_offline(s->engine);  /* its notes reach the loop by uv_async */
     return rc;
 }
