@@ -20,10 +20,11 @@
  * 2.9 ms late): the sanitizer's cost, not a stall.  TSan builds keep 20 ms (no underrun in
  * 30 s), as do normal builds (every run there).
  *
- * Every phase of a run has a deadline (tests/support/watchdog.h): a CI TSan
- * run once timed out at CTest's 200 s after its six opens with nothing more
- * said; past a deadline the watchdog prints each thread's state and wait
- * point and soundcardd's log, and fails. */
+ * Every phase of a run has a deadline (tests/support/watchdog.h): CI TSan
+ * runs timed out at CTest's 200 s after their six opens with nothing more
+ * said (the stall probe's livelock under TSan, stall_probe.c); past a
+ * deadline the watchdog prints each thread's state and wait point and
+ * soundcardd's log, and fails. */
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -185,6 +186,8 @@ static bool run_once(double seconds, double latency, bool may_retry)
     printf("info window %.3f s: this process %.2f s CPU (%.0f%% of one core), soundcardd %.2f s (%.0f%%), "
            "card xruns %.0f, card time %.3f s\n", elapsed, cpu, 100 * cpu / elapsed, dcpu, 100 * dcpu / elapsed,
            xruns, card1 - card0);
+    if (!probed && stall_probe_unavailable())
+        printf("info %s\n", stall_probe_unavailable());
     if (probed)
         printf("info stall probe (SCHED_FIFO 1, one per CPU, 1 ms): worst lateness %.1f ms\n", 1000 * stall);
     unsigned long long underruns = 0;

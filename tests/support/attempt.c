@@ -64,6 +64,10 @@ bool attempt_stalled(struct attempt *a)
 
 void attempt_wait_quiet(const char *what, double late)
 {
+    if (stall_probe_unavailable()) {
+        printf("info %s: %s: no wait for a quiet second\n", what, stall_probe_unavailable());
+        return;
+    }
     double waited = stall_probe_wait_quiet(late, QUIET_DEADLINE);
     if (waited >= 0)
         printf("info %s: after %.0f s the machine had a quiet second\n", what, waited);
@@ -82,9 +86,13 @@ bool attempt_again(struct attempt *a)
     int failed = harness_failures - a->failures_before;
     if (!failed)
         return false;
+    char no_probe[160] = "";
+    if (!probed)
+        snprintf(no_probe, sizeof no_probe, "not running (%s), ",
+                 stall_probe_unavailable() ? stall_probe_unavailable() : "no realtime scheduling");
     printf("info %s: attempt %d of %d: %d check(s) failed; stall probe %s%.1f ms late, card xruns %.0f "
-           "(budget %.1f ms: a stall is half of it)\n", a->what, a->number, ATTEMPTS, failed,
-           probed ? "" : "not running (no realtime scheduling), ", 1000 * late, xruns, 1000 * a->budget);
+           "(budget %.1f ms: a stall is half of it)\n", a->what, a->number, ATTEMPTS, failed, no_probe,
+           1000 * late, xruns, 1000 * a->budget);
     int unstallable = failed - (attempt_stallable_failures - a->stallable_before);
     if (a->only_stallable && unstallable > 0) {
         printf("info %s: %d of them no stall can fail: the failures stand\n", a->what, unstallable);

@@ -19,6 +19,22 @@
 #define PROBE_INTERVAL_NS 1000000L
 #define MAX_PROBES 64
 
+/* ThreadSanitizer's runtime takes its own spin locks on atomic accesses
+ * (StaticSpinMutex in its internal allocator, which waits with
+ * sched_yield).  A probe thread, pinned to its CPU at priority 1, that
+ * holds one while soundcard's callback threads (60) spin for it on both
+ * CPUs never runs again: yielding lets only equal priorities run.  A TSan
+ * run of integration.tiny_blocks hung so for good, gdb showed (two
+ * callback threads in LockSlow, the probe in PopulateFreeList, all
+ * runnable).  Such a build has no probe. */
+#if defined(__SANITIZE_THREAD__)
+#define PROBE_UNAVAILABLE "ThreadSanitizer"
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define PROBE_UNAVAILABLE "ThreadSanitizer"
+#endif
+#endif
+
 struct probe_thread {
     pthread_t thread;
     _Atomic long worst_ns;
@@ -75,8 +91,19 @@ static bool start_on(struct probe_thread *t, int cpu)
     return ok;
 }
 
+const char *stall_probe_unavailable(void)
+{
+#ifdef PROBE_UNAVAILABLE
+    return "no stall probe under " PROBE_UNAVAILABLE " (its spin locks and a pinned SCHED_FIFO thread livelock)";
+#else
+    return NULL;
+#endif
+}
+
 struct stall_probe *stall_probe_start(void)
 {
+    if (stall_probe_unavailable())
+        return NULL;
     struct stall_probe *p = calloc(1, sizeof(*p));
     if (!p)
         return NULL;

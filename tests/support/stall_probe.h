@@ -10,8 +10,12 @@
 
 struct stall_probe;
 
-/* NULL when realtime scheduling or threads are refused: then there is no
- * such evidence, and the caller decides without it. */
+/* Why this build has no probe (ThreadSanitizer's: stall_probe.c), or NULL. */
+const char *stall_probe_unavailable(void);
+
+/* NULL when realtime scheduling or threads are refused, or the build has
+ * no probe: then there is no such evidence, and the caller decides
+ * without it. */
 struct stall_probe *stall_probe_start(void);
 /* The worst lateness of any CPU's thread since the start, in seconds. */
 double stall_probe_worst(struct stall_probe *p);

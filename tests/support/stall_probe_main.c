@@ -6,7 +6,8 @@
  *                                  second with no thread MS ms late; print
  *                                  waited_s=<seconds>, or exit 1 at the deadline
  *
- * Exit status 2 when realtime scheduling is refused: no evidence then. */
+ * Exit status 2 when realtime scheduling is refused, or the build has no
+ * probe: no evidence then. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,10 @@
 
 int main(int argc, char **argv)
 {
+    if (stall_probe_unavailable()) {
+        fprintf(stderr, "stall_probe: %s\n", stall_probe_unavailable());
+        return 2;
+    }
     if (argc >= 3 && !strcmp(argv[1], "--quiet")) {
         double waited = stall_probe_wait_quiet(atof(argv[2]) / 1000, argc > 3 ? atof(argv[3]) : 10);
         if (waited < 0)
