@@ -5,7 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-void proc_read_line(const char *path, char *buf, size_t size)
+/* The first line of a small /proc file, "" if unreadable. */
+static void read_line(const char *path, char *buf, size_t size)
 {
     buf[0] = '\0';
     FILE *f = fopen(path, "r");
@@ -17,12 +18,12 @@ void proc_read_line(const char *path, char *buf, size_t size)
     fclose(f);
 }
 
-static bool read_task(pid_t pid, int tid, struct task *t)
+bool proc_task(pid_t pid, int tid, struct task *t)
 {
     char path[128], stat[512];
     t->tid = tid;
     snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)pid, tid);
-    proc_read_line(path, stat, sizeof stat);
+    read_line(path, stat, sizeof stat);
     const char *open = strchr(stat, '('), *close = strrchr(stat, ')');
     long minflt, majflt, utime, stime;
     /* After the name: state ppid pgrp session tty tpgid flags minflt
@@ -35,7 +36,7 @@ static bool read_task(pid_t pid, int tid, struct task *t)
     t->faults = minflt + majflt;
     t->ticks = utime + stime;
     snprintf(path, sizeof path, "/proc/%d/task/%d/wchan", (int)pid, tid);
-    proc_read_line(path, t->wchan, sizeof t->wchan);
+    read_line(path, t->wchan, sizeof t->wchan);
     return true;
 }
 
@@ -47,16 +48,11 @@ int proc_tasks(pid_t pid, struct task *out, int max)
     int n = 0;
     struct dirent *e;
     while (dir && n < max && (e = readdir(dir)))
-        if (e->d_name[0] != '.' && read_task(pid, atoi(e->d_name), &out[n]))
+        if (e->d_name[0] != '.' && proc_task(pid, atoi(e->d_name), &out[n]))
             n++;
     if (dir)
         closedir(dir);
     return n;
-}
-
-bool proc_task(pid_t pid, int tid, struct task *out)
-{
-    return read_task(pid, tid, out);
 }
 
 int proc_find_thread(pid_t pid, const char *name)

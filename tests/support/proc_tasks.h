@@ -4,7 +4,6 @@
 #define SC_TEST_PROC_TASKS_H
 
 #include <stdbool.h>
-#include <stddef.h>
 #include <sys/types.h>
 
 struct task {
@@ -24,8 +23,5 @@ int proc_find_thread(pid_t pid, const char *name);
 
 /* One thread of pid; false if it is gone. */
 bool proc_task(pid_t pid, int tid, struct task *out);
-
-/* The first line of a small /proc file, "" if unreadable. */
-void proc_read_line(const char *path, char *buf, size_t size);
 
 #endif

@@ -31,7 +31,7 @@ static double report_tasks(const char *who, pid_t pid, const struct task *before
     return busiest;
 }
 
-/* A daemon thread in the tracing stop in both lists. */
+/* A daemon thread in the tracing stop in `first` and still in it now. */
 static bool held_by_tracer(const struct task *first, int n_first, pid_t daemon)
 {
     for (int i = 0; i < n_first; i++) {
