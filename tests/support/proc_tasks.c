@@ -34,6 +34,7 @@ bool proc_task(pid_t pid, int tid, struct task *t)
         return false;
     snprintf(t->name, sizeof t->name, "%.*s", (int)(close - open - 1), open + 1);
     t->faults = minflt + majflt;
+    t->major_faults = majflt;
     t->ticks = utime + stime;
     snprintf(path, sizeof path, "/proc/%d/task/%d/wchan", (int)pid, tid);
     read_line(path, t->wchan, sizeof t->wchan);

@@ -12,6 +12,7 @@ struct task {
     char state;       /* R, S, D, t (tracing stop), ... */
     long ticks;       /* user + system CPU, in clock ticks */
     long faults;      /* page faults so far, minor + major */
+    long major_faults; /* of those, the ones that waited for a disk */
     char wchan[48];   /* the kernel function it sleeps in */
 };
 
