@@ -25,6 +25,7 @@
 
 #include "check.h"
 #include "engine.h"
+#include "proc_tasks.h"
 #include "ring.h"
 #include "shm.h"
 
@@ -957,13 +958,9 @@ static void *sleep_on_futex(void *arg)
 static bool thread_asleep(_Atomic pid_t *tid)
 {
     for (int tries = 0; tries < 2000; tries++) {
-        char path[64], line[256];
-        snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)atomic_load(tid));
-        FILE *f = atomic_load(tid) ? fopen(path, "r") : NULL;
-        char *end = f && fgets(line, sizeof(line), f) ? strrchr(line, ')') : NULL;
-        if (f)
-            fclose(f);
-        if (end && end[1] == ' ' && end[2] == 'S')
+        struct task t;
+        pid_t id = atomic_load(tid);
+        if (id && proc_task(getpid(), id, &t) && t.state == 'S')
             return true;
         struct timespec ms = { 0, 1000000 };
         nanosleep(&ms, NULL);  /* polling /proc, which has no event to wait on */
